@@ -1,0 +1,80 @@
+package config
+
+import "time"
+
+// Default values that ApplyDefaults fills in where a config leaves a field
+// empty or zero. Documentation and other packages refer to these names.
+const (
+	// DefaultListen is the public listener's address.
+	DefaultListen = ":8080"
+	// DefaultAdminListen is the admin listener's address: loopback only.
+	DefaultAdminListen = "127.0.0.1:9901"
+	// DefaultReadHeaderTimeout bounds reading request headers.
+	DefaultReadHeaderTimeout = Duration(10 * time.Second)
+	// DefaultIdleTimeout closes idle keep-alive client connections.
+	DefaultIdleTimeout = Duration(75 * time.Second)
+	// DefaultMaxHeaderBytes bounds the request line plus headers.
+	DefaultMaxHeaderBytes = ByteSize(32 << 10)
+	// DefaultMaxConnections bounds concurrent client connections.
+	DefaultMaxConnections = 10000
+	// DefaultDrainTimeout is the grace period for in-flight requests on
+	// shutdown.
+	DefaultDrainTimeout = Duration(30 * time.Second)
+	// DefaultHealthPath answers liveness probes on the public listener.
+	DefaultHealthPath = "/health"
+	// DefaultReadyPath answers readiness probes on the public listener.
+	DefaultReadyPath = "/ready"
+	// DefaultTLSMinVersion is the oldest TLS version accepted.
+	DefaultTLSMinVersion = "1.2"
+	// DefaultTargetWeight is a target's share of traffic.
+	DefaultTargetWeight = 1
+	// DefaultConnectTimeout bounds establishing an upstream connection.
+	DefaultConnectTimeout = Duration(5 * time.Second)
+	// DefaultResponseHeaderTimeout bounds waiting for upstream response
+	// headers.
+	DefaultResponseHeaderTimeout = Duration(60 * time.Second)
+	// DefaultMaxIdleConns bounds idle upstream connections per target.
+	DefaultMaxIdleConns = 256
+	// DefaultIdleConnTimeout closes idle upstream connections.
+	DefaultIdleConnTimeout = Duration(60 * time.Second)
+)
+
+// ApplyDefaults fills every empty or zero field that has a default (see
+// the Default constants). A service with a URL and no Targets gets the
+// single target {URL, weight 1}. Timeouts.Total stays 0: unbounded.
+// ApplyDefaults is idempotent; Parse calls it before Validate.
+func (c *Config) ApplyDefaults() {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.Admin.Listen, DefaultAdminListen)
+	s := &c.Server
+	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&s.MaxConnections, DefaultMaxConnections)
+	setDefault(&s.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&s.HealthPath, DefaultHealthPath)
+	setDefault(&s.ReadyPath, DefaultReadyPath)
+	if c.TLS != nil {
+		setDefault(&c.TLS.MinVersion, DefaultTLSMinVersion)
+	}
+	for i := range c.Services {
+		svc := &c.Services[i]
+		if svc.URL != "" && len(svc.Targets) == 0 {
+			svc.Targets = []Target{{URL: svc.URL, Weight: DefaultTargetWeight}}
+		}
+		for j := range svc.Targets {
+			setDefault(&svc.Targets[j].Weight, DefaultTargetWeight)
+		}
+		setDefault(&svc.Timeouts.Connect, DefaultConnectTimeout)
+		setDefault(&svc.Timeouts.ResponseHeader, DefaultResponseHeaderTimeout)
+		setDefault(&svc.MaxIdleConns, DefaultMaxIdleConns)
+		setDefault(&svc.IdleConnTimeout, DefaultIdleConnTimeout)
+	}
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}

@@ -1,0 +1,226 @@
+// Package config holds Portico's configuration schema and turns a YAML file
+// into a validated *Config.
+//
+// The lifecycle is parse → validate → (compile, in package gateway):
+//
+//   - Load reads the file into a yaml.Node tree and decodes it strictly into
+//     the typed structs below: unknown keys, wrong types and unset ${ENV}
+//     variables are errors that carry the file, line, column and key path.
+//     Environment variables are expanded in scalar values after parsing,
+//     never in the raw text.
+//   - Validate is pure (no I/O) and collects every error at once.
+//
+// Plugin settings stay as yaml.Node (PluginSet) until the plugin registry
+// decodes them into each plugin's own typed Spec with DecodeNode, so the
+// same strict rules and positions apply to them.
+package config
+
+import (
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole gateway configuration: one YAML file.
+type Config struct {
+	// Listen is the address of the public listener. Default ":8080".
+	Listen string `yaml:"listen"`
+	// TLS, when set, makes the public listener serve HTTPS (HTTP/1.1 and
+	// HTTP/2 by ALPN). Default: plain HTTP.
+	TLS *TLS `yaml:"tls"`
+	// H2C enables cleartext HTTP/2 (prior knowledge) on a plain listener.
+	// Default false.
+	H2C bool `yaml:"h2c"`
+	// Admin configures the admin listener (metrics, health, reload).
+	Admin Admin `yaml:"admin"`
+	// Server holds the public listener's limits and timeouts.
+	Server Server `yaml:"server"`
+	// TrustedProxies lists the CIDRs (or single addresses) whose
+	// X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed.
+	// Default: none, so client-sent forwarding headers are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Services are the upstreams that routes send traffic to.
+	Services []Service `yaml:"services"`
+	// Routes map requests to services. See Match for priorities.
+	Routes []Route `yaml:"routes"`
+	// Plugins configured here apply to every route (and to requests that
+	// match no route, where that makes sense: request_id, access_log).
+	Plugins PluginSet `yaml:"plugins"`
+
+	// File is the path the config was loaded from ("" for embedded).
+	File string `yaml:"-"`
+	// pos maps key paths to their position in File.
+	pos map[string]Pos
+	// lookupEnv resolves ${VAR} in scalar values; nil means os.LookupEnv.
+	// DecodeNode uses it for plugin settings.
+	lookupEnv func(string) (string, bool)
+	// envPaths holds the key paths whose values came from ${VAR}
+	// expansion; their values are never echoed in error messages.
+	envPaths map[string]bool
+	// nodes counts the YAML values decoded so far, across Parse and every
+	// DecodeNode, against MaxNodes.
+	nodes int
+}
+
+// Pos is a line and column in the config file, both counted from 1.
+type Pos struct{ Line, Col int }
+
+// TLS configures TLS termination on the public listener.
+type TLS struct {
+	// CertFile is a PEM certificate chain. Required.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key for CertFile. Required.
+	KeyFile string `yaml:"key_file"`
+	// MinVersion is "1.2" (default) or "1.3". Older versions are refused.
+	MinVersion string `yaml:"min_version"`
+}
+
+// Admin configures the admin listener. It serves /metrics, /health, /ready
+// and POST /reload, and must not be exposed to the internet.
+type Admin struct {
+	// Listen is the admin address. Default "127.0.0.1:9901"; "off" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// Server holds limits that protect the public listener. Every field has a
+// safe default.
+type Server struct {
+	// ReadHeaderTimeout bounds the time to read request headers (slowloris).
+	// Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes keep-alive client connections idle this long.
+	// Default 75s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line plus headers; larger requests
+	// get 431. Default 32KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MaxConnections bounds concurrent client connections; further
+	// connections wait in the kernel backlog. Default 10000.
+	MaxConnections int `yaml:"max_connections"`
+	// DrainTimeout is how long in-flight requests may run after SIGTERM
+	// before connections are closed. Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// HealthPath answers liveness probes from the gateway itself. Default
+	// "/health"; "off" disables it on the public listener.
+	HealthPath string `yaml:"health_path"`
+	// ReadyPath answers readiness probes: 200 when serving, 503 while
+	// starting or draining. Default "/ready"; "off" disables it.
+	ReadyPath string `yaml:"ready_path"`
+}
+
+// Service is an upstream: one or more targets that serve the same API.
+type Service struct {
+	// Name identifies the service; routes refer to it. Required, unique.
+	Name string `yaml:"name"`
+	// URL is shorthand for a single target: "http://127.0.0.1:3001".
+	// Exactly one of URL and Targets is required.
+	URL string `yaml:"url"`
+	// Targets are the service's replicas, used in weighted round robin.
+	Targets []Target `yaml:"targets"`
+	// PreserveHost sends the client's Host header upstream instead of the
+	// target's host. Default false (as Kong's preserve_host).
+	PreserveHost bool `yaml:"preserve_host"`
+	// HostHeader, when set, is sent as the Host header upstream. It cannot be
+	// combined with PreserveHost.
+	HostHeader string `yaml:"host_header"`
+	// Timeouts bound each upstream request.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// MaxIdleConns bounds idle keep-alive connections kept per target.
+	// Default 256.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+	// IdleConnTimeout closes idle upstream connections after this long.
+	// Default 60s.
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
+	// Plugins apply to every route of this service, overriding global
+	// plugins of the same name.
+	Plugins PluginSet `yaml:"plugins"`
+}
+
+// Target is one replica of a service.
+type Target struct {
+	// URL is "http://host:port"; no path, query or credentials. Required.
+	URL string `yaml:"url"`
+	// Weight is the target's share of traffic. Default 1, range 1..1000.
+	Weight int `yaml:"weight"`
+}
+
+// Timeouts bound an upstream request. Zero means the default.
+type Timeouts struct {
+	// Connect bounds establishing a TCP connection. Default 5s. Failure → 502.
+	Connect Duration `yaml:"connect"`
+	// ResponseHeader bounds the time from sending the request to receiving
+	// the response headers. Default 60s. Expiry → 504.
+	ResponseHeader Duration `yaml:"response_header"`
+	// Total bounds the whole exchange including streaming the body.
+	// Default: no bound beyond ResponseHeader (long streams stay open).
+	Total Duration `yaml:"total"`
+}
+
+// Route sends matching requests to a service.
+type Route struct {
+	// Name identifies the route in logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// Match says which requests the route takes.
+	Match Match `yaml:"match"`
+	// Service is the name of the service that serves the route. Required.
+	Service string `yaml:"service"`
+	// StripPrefix removes the matched path prefix before forwarding:
+	// "/api/orders" matching "/api/orders/7" forwards "/7". Only with prefix
+	// paths. Default false.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// PathRewrite rewrites the upstream path with a regular expression.
+	PathRewrite *PathRewrite `yaml:"path_rewrite"`
+	// Plugins apply to this route only, overriding service and global plugins
+	// of the same name.
+	Plugins PluginSet `yaml:"plugins"`
+}
+
+// Match lists the conditions a request must meet; every listed condition
+// must hold. Paths are "/prefix" (matches on segment boundaries: /api/orders
+// matches /api/orders and /api/orders/7, not /api/ordersX), "=/exact", or
+// "~regex" (RE2, anchored at the start, named captures usable in
+// PathRewrite). Priority: exact > longest prefix > regex in config order;
+// among routes with the same path, those with more conditions (methods,
+// headers, query) are tried first, then config order.
+type Match struct {
+	// Hosts are exact names ("api.example.com") or one-label wildcards
+	// ("*.example.com"). Default: any host.
+	Hosts []string `yaml:"hosts"`
+	// Methods are HTTP methods in upper case. Default: any method.
+	Methods []string `yaml:"methods"`
+	// Paths as described on Match. Required (at least one).
+	Paths []string `yaml:"paths"`
+	// Headers must be present with exactly these values.
+	Headers map[string]string `yaml:"headers"`
+	// Query parameters must be present with exactly these values.
+	Query map[string]string `yaml:"query"`
+}
+
+// PathRewrite replaces the upstream path: Pattern (RE2) is matched against
+// the routed path and Replacement may use $1 or $${name} captures (in YAML
+// values ${name} expands an environment variable, so a named capture is
+// written $${name}).
+type PathRewrite struct {
+	// Pattern is an RE2 regular expression matched against the routed
+	// path. Required.
+	Pattern string `yaml:"pattern"`
+	// Replacement is the new path; it starts with "/" or with a capture
+	// reference ("$1", "$${name}"). Required.
+	Replacement string `yaml:"replacement"`
+}
+
+// PluginSet is a mapping from plugin name to that plugin's settings, kept as
+// YAML nodes until the plugin registry decodes each into its typed Spec.
+type PluginSet struct {
+	// Entries are the plugins in document order.
+	Entries []PluginEntry
+}
+
+// PluginEntry is one plugin's raw settings and where they were written.
+type PluginEntry struct {
+	// Name is the plugin's key, such as "jwt" or "rate_limit".
+	Name string
+	// Node is the plugin's settings (aliases resolved); nil or a YAML null
+	// means "enabled with defaults".
+	Node *yaml.Node
+	// Path is where the settings were written: routes[2].plugins.jwt.
+	Path Path
+}

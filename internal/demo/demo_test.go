@@ -1,0 +1,200 @@
+package demo
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/plugins"
+)
+
+// TestStartServesAndCloseStopsEverything runs the services on real ports
+// and checks that Close leaves no goroutine and no listener behind. It is
+// not parallel, so the goroutine count is its own.
+func TestStartServesAndCloseStopsEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+
+	s, err := Start(nil)
+	if err != nil {
+		t.Fatalf("Start: %s", err)
+	}
+	urls := map[string]string{"auth": s.Auth, "orders": s.Orders, "payment": s.Payment}
+	seen := map[string]bool{}
+	for name, u := range urls {
+		if !strings.HasPrefix(u, "http://127.0.0.1:") {
+			t.Errorf("%s URL: got %q, want http://127.0.0.1:PORT", name, u)
+		}
+		if seen[u] {
+			t.Errorf("%s URL %s is shared with another service", name, u)
+		}
+		seen[u] = true
+	}
+
+	tr := &http.Transport{}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	requests := []struct{ service, method, url, body string }{
+		{"auth", http.MethodPost, s.Auth + "/login", tourLoginBody},
+		{"orders", http.MethodGet, s.Orders + "/", ""},
+		{"orders", http.MethodPost, s.Orders + "/", tourOrderBody},
+		{"payment", http.MethodPost, s.Payment + "/charge", tourChargeBody},
+	}
+	for _, rq := range requests {
+		req, err := http.NewRequest(rq.method, rq.url, strings.NewReader(rq.body))
+		if err != nil {
+			t.Fatalf("new request: %s", err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %s", rq.method, rq.url, err)
+		}
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			t.Errorf("%s %s: got %d, want 2xx; %s", rq.method, rq.url, resp.StatusCode, b.Bytes())
+		}
+		checkJSON(t, resp, b.Bytes(), resp.StatusCode, rq.service)
+	}
+
+	env := s.Env()
+	wantEnv := map[string]string{EnvAuthURL: s.Auth, EnvOrdersURL: s.Orders, EnvPaymentURL: s.Payment}
+	if len(env) != len(wantEnv) {
+		t.Errorf("Env: got %v, want %v", env, wantEnv)
+	}
+	for k, v := range wantEnv {
+		if env[k] != v {
+			t.Errorf("Env[%s]: got %q, want %q", k, env[k], v)
+		}
+	}
+
+	// Keep a connection open across Close: Shutdown must close it too.
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %s", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %s", err)
+	}
+	tr.CloseIdleConnections()
+
+	for _, u := range urls {
+		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "http://"), time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after Close", u)
+		}
+	}
+
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines: got %d after Close, want at most %d\n%s",
+				runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		runtime.Gosched()
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func TestCloseWithoutRequests(t *testing.T) {
+	s, err := Start(nil)
+	if err != nil {
+		t.Fatalf("Start: %s", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %s", err)
+	}
+}
+
+// TestExampleConfigIsTheEmbeddedConfig keeps examples/demo.yaml and the
+// embedded internal/demo/demo.yaml byte-identical.
+func TestExampleConfigIsTheEmbeddedConfig(t *testing.T) {
+	t.Parallel()
+	example := filepath.Join("..", "..", "examples", "demo.yaml")
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatalf("read %s: %s", example, err)
+	}
+	if !bytes.Equal(b, Config()) {
+		t.Errorf("examples/demo.yaml and internal/demo/demo.yaml differ; they must be identical.\n" +
+			"Edit one, then copy it onto the other, e.g.: cp internal/demo/demo.yaml examples/demo.yaml")
+	}
+}
+
+func TestConfigReturnsACopy(t *testing.T) {
+	t.Parallel()
+	b := Config()
+	b[0] = 0
+	if Config()[0] == 0 {
+		t.Error("Config returned the embedded bytes, not a copy")
+	}
+}
+
+// TestConfigMatchesServices loads the demo config with the config
+// package, the ${...} values looked up in Env, and checks that it routes to
+// the services the way they expect.
+func TestConfigMatchesServices(t *testing.T) {
+	t.Parallel()
+	env := (&Services{Auth: "http://127.0.0.1:1001", Orders: "http://127.0.0.1:1002", Payment: "http://127.0.0.1:1003"}).Env()
+	var used []string
+	cfg, err := config.Parse(Config(), "demo.yaml", func(name string) (string, bool) {
+		used = append(used, name)
+		v, ok := env[name]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatalf("demo.yaml does not load:\n%s", err)
+	}
+	slices.Sort(used)
+	if want := []string{EnvAuthURL, EnvOrdersURL, EnvPaymentURL}; !slices.Equal(used, want) {
+		t.Errorf("${...} references: got %v, want %v", used, want)
+	}
+	var names []string
+	for _, e := range cfg.Plugins.Entries {
+		names = append(names, e.Name)
+	}
+	if want := []string{"request_id", "access_log", "body_limit"}; !slices.Equal(names, want) {
+		t.Errorf("plugins: got %v, want %v", names, want)
+	}
+	if _, err := plugins.NewRegistry().Decode(cfg, cfg.Plugins, plugin.ScopeGlobal); err != nil {
+		t.Errorf("demo.yaml plugin settings do not decode:\n%s", err)
+	}
+
+	services := map[string]config.Service{}
+	for _, s := range cfg.Services {
+		services[s.Name] = s
+	}
+	for name, url := range map[string]string{"auth": env[EnvAuthURL], "orders": env[EnvOrdersURL], "payment": env[EnvPaymentURL]} {
+		if got := services[name].URL; got != url {
+			t.Errorf("service %s url: got %q, want %q", name, got, url)
+		}
+	}
+
+	// What each route forwards must be what the service serves.
+	routes := map[string]config.Route{}
+	for _, r := range cfg.Routes {
+		if _, ok := services[r.Service]; !ok {
+			t.Errorf("route %s names unknown service %q", r.Name, r.Service)
+		}
+		routes[r.Name] = r
+	}
+	login := routes["auth-login"]
+	if login.Service != "auth" || login.PathRewrite == nil || login.PathRewrite.Replacement != "/login" ||
+		!slices.Equal(login.Match.Paths, []string{"=/api/auth/login"}) {
+		t.Errorf("route auth-login: got %+v, want =/api/auth/login rewritten to /login on auth", login)
+	}
+	for name, prefix := range map[string]string{"orders": ordersPublicPrefix, "payment": "/api/payment"} {
+		r := routes[name]
+		if r.Service != name || !r.StripPrefix || !slices.Equal(r.Match.Paths, []string{prefix}) {
+			t.Errorf("route %s: got %+v, want %s with strip_prefix to service %s", name, r, prefix, name)
+		}
+	}
+}

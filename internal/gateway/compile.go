@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/observe"
+	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/plugins"
+	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
+	"github.com/portico-gateway/portico/internal/plugins/requestid"
+	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/router"
+	"github.com/portico-gateway/portico/internal/upstream"
+)
+
+// Deps are the long-lived registries a snapshot is compiled against. They
+// outlive every snapshot: state kept in them (idle upstream connections,
+// metrics, log files) carries over a reload by name.
+type Deps struct {
+	Plugins   *plugin.Registry
+	Upstreams *upstream.Registry
+	Metrics   *observe.Metrics
+	Sinks     plugin.LogSinks
+	Tunnels   *proxy.Tunnels
+	Logger    *slog.Logger
+	// Ready reports readiness for the ready path; nil means always ready.
+	Ready func() bool
+}
+
+// implicit are the plugins every chain gets with their defaults unless the
+// config sets them: every request has an id and a body limit.
+var implicit = []string{requestid.Registration().Name, bodylimit.Registration().Name}
+
+// Compile turns a validated config into a Snapshot: it decodes and
+// validates every plugin's settings, resolves route → service references to
+// runtime objects, compiles the router and builds every route's chain. It
+// starts no goroutines. All problems are returned at once, located in the
+// config file.
+func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
+	var errs []error
+	global, err := decodeGlobal(cfg, d.Plugins)
+	errs = append(errs, err)
+
+	svcPlugins := make(map[string][]plugin.Configured, len(cfg.Services))
+	for i, sc := range cfg.Services {
+		cs, err := d.Plugins.Decode(cfg, sc.Plugins, plugin.ScopeService)
+		errs = append(errs, err)
+		svcPlugins[sc.Name] = cs
+		_ = i
+	}
+	routePlugins := make([][]plugin.Configured, len(cfg.Routes))
+	for i, rc := range cfg.Routes {
+		cs, err := d.Plugins.Decode(cfg, rc.Plugins, plugin.ScopeRoute)
+		errs = append(errs, err)
+		routePlugins[i] = cs
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, cfg.Locate(err)
+	}
+
+	s := &Snapshot{
+		cfg:        cfg,
+		healthPath: pathOrOff(cfg.Server.HealthPath),
+		readyPath:  pathOrOff(cfg.Server.ReadyPath),
+		ready:      d.Ready,
+		metrics:    d.Metrics,
+		logger:     d.Logger,
+		unmatched:  d.Metrics.Route("", ""),
+	}
+	if s.ready == nil {
+		s.ready = func() bool { return true }
+	}
+	for _, t := range cfg.TrustedProxies {
+		p, err := parsePrefix(t)
+		if err != nil {
+			return nil, cfg.Locate(config.Path{}.Key("trusted_proxies").Errorf("invalid address or CIDR %q", t))
+		}
+		s.trusted = append(s.trusted, p)
+	}
+
+	services := make(map[string]*config.Service, len(cfg.Services))
+	runtime := make(map[string]*upstream.Service, len(cfg.Services))
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		svc, err := d.Upstreams.Service(*sc)
+		if err != nil {
+			errs = append(errs, config.Path{}.Index("services", i).Errorf("%s", err.Error()))
+			continue
+		}
+		services[sc.Name] = sc
+		runtime[sc.Name] = svc
+		s.services = append(s.services, svc)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, cfg.Locate(err)
+	}
+
+	rules := make([]router.Rule[*route], 0, len(cfg.Routes))
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		p := config.Path{}.Index("routes", i)
+		sc := services[rc.Service]
+		svc := runtime[rc.Service]
+		if sc == nil || svc == nil {
+			errs = append(errs, p.Key("service").Errorf("unknown service %q", rc.Service))
+			continue
+		}
+		rt := &route{
+			name:        rc.Name,
+			service:     rc.Service,
+			stripPrefix: rc.StripPrefix,
+			metrics:     d.Metrics.Route(rc.Name, rc.Service),
+		}
+		if rc.PathRewrite != nil {
+			re, err := regexp.Compile(rc.PathRewrite.Pattern)
+			if err != nil {
+				errs = append(errs, p.Key("path_rewrite").Key("pattern").Errorf("invalid regular expression"))
+				continue
+			}
+			rt.rewrite, rt.replacement = re, rc.PathRewrite.Replacement
+		}
+		px := proxy.New(proxy.Options{
+			Service:      svc,
+			Timeouts:     sc.Timeouts,
+			PreserveHost: sc.PreserveHost,
+			HostHeader:   sc.HostHeader,
+			Logger:       d.Logger,
+			Tunnels:      d.Tunnels,
+		})
+		chain := plugin.Merge(global, svcPlugins[rc.Service], routePlugins[i])
+		h, err := plugin.Chain(chain, plugin.BuildEnv{
+			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
+		}, px)
+		if err != nil {
+			errs = append(errs, p.Errorf("%s", err.Error()))
+			continue
+		}
+		rt.handler = h
+		rules = append(rules, router.Rule[*route]{
+			Value:   rt,
+			Hosts:   rc.Match.Hosts,
+			Methods: rc.Match.Methods,
+			Paths:   rc.Match.Paths,
+			Headers: rc.Match.Headers,
+			Query:   rc.Match.Query,
+		})
+		s.routes = append(s.routes, RouteInfo{
+			Name: rc.Name, Service: rc.Service, Hosts: rc.Match.Hosts,
+			Methods: rc.Match.Methods, Paths: rc.Match.Paths, Plugins: pluginNames(chain),
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, cfg.Locate(err)
+	}
+	table, err := router.Compile(rules)
+	if err != nil {
+		return nil, fmt.Errorf("compile routes: %w", err)
+	}
+	s.table = table
+
+	// Requests that match no route still pass the global plugins that need
+	// no route (request id, access log).
+	var unrouted []plugin.Configured
+	for _, c := range global {
+		if c.Reg.Global {
+			unrouted = append(unrouted, c)
+		}
+	}
+	env := plugin.BuildEnv{Logger: d.Logger, Sinks: d.Sinks}
+	for _, u := range []struct {
+		h      *http.Handler
+		status int
+		detail string
+	}{
+		{&s.badPath, http.StatusBadRequest, "the request path is malformed or contains encoded separators"},
+		{&s.notFound, http.StatusNotFound, "no route matches the request"},
+		{&s.notAllowed, http.StatusMethodNotAllowed, "the route does not allow this method"},
+	} {
+		h, err := plugin.Chain(unrouted, env, terminal(u.status, u.detail))
+		if err != nil {
+			return nil, err
+		}
+		*u.h = h
+	}
+	return s, nil
+}
+
+// decodeGlobal decodes the global plugins and adds the implicit ones the
+// config does not set.
+func decodeGlobal(cfg *config.Config, reg *plugin.Registry) ([]plugin.Configured, error) {
+	cs, err := reg.Decode(cfg, cfg.Plugins, plugin.ScopeGlobal)
+	for _, name := range implicit {
+		if hasPlugin(cs, name) || hasEntry(cfg.Plugins, name) {
+			continue
+		}
+		r, ok := reg.Lookup(name)
+		if !ok {
+			continue
+		}
+		cs = append(cs, plugin.Configured{Reg: r, Spec: r.Spec(), Scope: plugin.ScopeGlobal})
+	}
+	return cs, err
+}
+
+func hasPlugin(cs []plugin.Configured, name string) bool {
+	for _, c := range cs {
+		if c.Reg.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func hasEntry(set config.PluginSet, name string) bool {
+	for _, e := range set.Entries {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func pluginNames(cs []plugin.Configured) []string {
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.Reg.Name)
+	}
+	return out
+}
+
+func pathOrOff(p string) string {
+	if p == "off" {
+		return "\x00off" // never equal to a request path
+	}
+	return p
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Check compiles cfg against throwaway registries and discards the result:
+// `portico validate` is run without start. It opens no listeners and starts
+// nothing, but it does open access log files, as run would.
+func Check(cfg *config.Config, logger *slog.Logger) (*Snapshot, error) {
+	ups := upstream.NewRegistry(logger)
+	defer ups.Close()
+	sinks := observe.NewSinks(nil, nil)
+	defer sinks.Close()
+	return Compile(cfg, Deps{
+		Plugins:   plugins.NewRegistry(),
+		Upstreams: ups,
+		Metrics:   observe.NewMetrics(),
+		Sinks:     sinks,
+		Tunnels:   proxy.NewTunnels(),
+		Logger:    logger,
+	})
+}

@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/portico-gateway/portico/internal/plugin"
+)
+
+// state is everything the edge keeps for one request, in one allocation:
+// the Exchange the plugins see, the response recorder and the body counter.
+type state struct {
+	ex   plugin.Exchange
+	rec  recorder
+	body countingBody
+}
+
+// recorder passes writes through and keeps the status and byte count in the
+// Exchange. It unwraps for http.ResponseController (flush, hijack, deadlines).
+type recorder struct {
+	w           http.ResponseWriter
+	ex          *plugin.Exchange
+	wroteHeader bool
+}
+
+func (rc *recorder) Header() http.Header { return rc.w.Header() }
+
+func (rc *recorder) WriteHeader(code int) {
+	if !rc.wroteHeader && code >= 200 || code == http.StatusSwitchingProtocols {
+		rc.wroteHeader = true
+		rc.ex.Status = code
+	}
+	rc.w.WriteHeader(code)
+}
+
+func (rc *recorder) Write(b []byte) (int, error) {
+	if !rc.wroteHeader {
+		rc.wroteHeader = true
+		rc.ex.Status = http.StatusOK
+	}
+	n, err := rc.w.Write(b)
+	rc.ex.BytesOut += int64(n)
+	return n, err
+}
+
+// Flush lets handlers that type-assert http.Flusher stream through the edge.
+func (rc *recorder) Flush() {
+	if !rc.wroteHeader {
+		rc.wroteHeader = true
+		rc.ex.Status = http.StatusOK
+	}
+	_ = http.NewResponseController(rc.w).Flush()
+}
+
+// Hijack lets handlers that type-assert http.Hijacker take over the
+// connection (protocol upgrades).
+func (rc *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(rc.w).Hijack()
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (rc *recorder) Unwrap() http.ResponseWriter { return rc.w }
+
+// countingBody counts request body bytes into the Exchange.
+type countingBody struct {
+	rc io.ReadCloser
+	ex *plugin.Exchange
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.ex.BytesIn += int64(n)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
+
+// newState prepares the per-request state for r.
+func newState(w http.ResponseWriter, r *http.Request, trusted []netip.Prefix) *state {
+	st := &state{}
+	st.ex.Start = time.Now()
+	st.rec = recorder{w: w, ex: &st.ex}
+	if r.Body != nil && r.Body != http.NoBody {
+		st.body = countingBody{rc: r.Body, ex: &st.ex}
+	}
+	st.ex.ClientIP, st.ex.PeerTrusted = clientIP(r, trusted)
+	return st
+}
+
+// clientIP returns the real client address and whether the TCP peer is a
+// trusted proxy. For a trusted peer, X-Forwarded-For is read from the right:
+// the first address that is not itself a trusted proxy is the client (as
+// NGINX's real_ip_recursive). Malformed entries end the walk.
+func clientIP(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	peer := ap.Addr().Unmap()
+	if !isTrusted(peer, trusted) {
+		return peer, false
+	}
+	client := peer
+	values := r.Header["X-Forwarded-For"]
+	for i := len(values) - 1; i >= 0; i-- {
+		v := values[i]
+		for v != "" {
+			var part string
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				part, v = v[j+1:], v[:j]
+			} else {
+				part, v = v, ""
+			}
+			a, err := netip.ParseAddr(strings.TrimSpace(part))
+			if err != nil {
+				return client, true
+			}
+			client = a.Unmap()
+			if !isTrusted(client, trusted) {
+				return client, true
+			}
+		}
+	}
+	return client, true
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

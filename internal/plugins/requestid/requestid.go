@@ -1,0 +1,114 @@
+// Package requestid implements the request_id plugin: every request gets an
+// id that is returned to the client, passed to the upstream, written in the
+// access log and in every problem response.
+//
+// An id sent by the client is kept when trust_incoming is true (the default)
+// and it is a safe token: 1 to 128 characters from [A-Za-z0-9._:-]. Anything
+// else is replaced by a new random id (32 hex digits), so a client cannot
+// inject text into logs through it.
+package requestid
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/textproto"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/plugin"
+)
+
+// Spec configures request_id.
+type Spec struct {
+	// Header carries the id both ways. Default "X-Request-ID".
+	Header string `yaml:"header"`
+	// TrustIncoming keeps a well-formed id sent by the client. Default true.
+	TrustIncoming bool `yaml:"trust_incoming"`
+}
+
+var _ plugin.Spec = (*Spec)(nil)
+
+// Validate checks the header name.
+func (s *Spec) Validate(p config.Path) error {
+	if !validHeaderName(s.Header) {
+		return p.Key("header").Errorf("must be a valid header name, like X-Request-ID")
+	}
+	return nil
+}
+
+// Registration declares the request_id plugin.
+func Registration() plugin.Registration {
+	return plugin.Registration{
+		Name:   "request_id",
+		Phase:  plugin.PhaseRequestID,
+		Global: true,
+		Spec:   func() plugin.Spec { return &Spec{Header: "X-Request-ID", TrustIncoming: true} },
+		Build:  build,
+	}
+}
+
+func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+	spec := s.(*Spec)
+	header := textproto.CanonicalMIMEHeaderKey(spec.Header)
+	trust := spec.TrustIncoming
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := ""
+			if trust {
+				if v := r.Header[header]; len(v) == 1 && validID(v[0]) {
+					id = v[0]
+				}
+			}
+			if id == "" {
+				id = newID()
+				r.Header[header] = []string{id}
+			}
+			if ex := plugin.FromContext(r.Context()); ex != nil {
+				ex.RequestID = id
+			}
+			w.Header()[header] = []string{id}
+			next.ServeHTTP(w, r)
+		})
+	}, nil
+}
+
+// newID returns 128 random bits as 32 hex digits.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	var out [32]byte
+	hex.Encode(out[:], b[:])
+	return string(out[:])
+}
+
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
