@@ -60,8 +60,10 @@ type FieldError struct {
 func (e *FieldError) Error() string {
 	loc := ""
 	switch {
-	case e.File != "" && e.Line > 0:
+	case e.File != "" && e.Line > 0 && e.Col > 0:
 		loc = e.File + ":" + strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Col) + ": "
+	case e.File != "" && e.Line > 0:
+		loc = e.File + ":" + strconv.Itoa(e.Line) + ": "
 	case e.File != "":
 		loc = e.File + ": "
 	}

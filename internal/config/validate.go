@@ -120,6 +120,9 @@ func (v *validator) tls() {
 	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 		v.errf(p.Key("min_version"), `must be "1.2" or "1.3"`)
 	}
+	if v.c.H2C {
+		v.errf(Path{}.Key("h2c"), "h2c is cleartext HTTP/2 and cannot be combined with tls (TLS listeners already speak HTTP/2)")
+	}
 }
 
 func (v *validator) server() {
@@ -343,8 +346,11 @@ func (v *validator) match(p Path, m *Match) {
 	}
 	for _, k := range sortedKeys(m.Headers) {
 		hp := p.Key("headers").Key(k)
-		if !isToken(k) {
+		switch {
+		case !isToken(k):
 			v.errf(hp, "invalid header name %q", k)
+		case strings.EqualFold(k, "Host"):
+			v.errf(hp, "match the Host header with match.hosts, not match.headers")
 		}
 		if strings.ContainsAny(m.Headers[k], "\r\n\x00") {
 			v.errf(hp, "header value must not contain CR, LF or NUL")

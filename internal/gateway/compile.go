@@ -161,7 +161,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	}
 	table, err := router.Compile(rules)
 	if err != nil {
-		return nil, fmt.Errorf("compile routes: %w", err)
+		return nil, cfg.Locate(routerErrors(err))
 	}
 	s.table = table
 
@@ -271,4 +271,25 @@ func Check(cfg *config.Config, logger *slog.Logger) (*Snapshot, error) {
 		Tunnels:   proxy.NewTunnels(),
 		Logger:    logger,
 	})
+}
+
+// routerErrors turns the router's compile errors into config errors at the
+// route's match key (rules are built in config order, one per route).
+func routerErrors(err error) error {
+	var leaves []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		leaves = j.Unwrap()
+	} else {
+		leaves = []error{err}
+	}
+	out := make([]error, 0, len(leaves))
+	for _, e := range leaves {
+		var ce *router.CompileError
+		if errors.As(e, &ce) {
+			out = append(out, config.Path{}.Index("routes", ce.Rule).Key("match").Errorf("%s", ce.Error()))
+			continue
+		}
+		out = append(out, fmt.Errorf("compile routes: %w", e))
+	}
+	return errors.Join(out...)
 }

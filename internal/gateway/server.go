@@ -107,6 +107,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.cert.Store(cert)
 	}
 	s.current.Store(snap)
+	s.deps.Metrics.Reload(true) // the first load counts as a successful load
 	return s, nil
 }
 
@@ -206,6 +207,8 @@ func restartOnly(old, cfg *config.Config) error {
 	}
 	if (old.TLS == nil) != (cfg.TLS == nil) || old.H2C != cfg.H2C {
 		errs = append(errs, config.Path{}.Key("tls").Errorf("turning TLS or h2c on or off needs a restart"))
+	} else if old.TLS != nil && old.TLS.MinVersion != cfg.TLS.MinVersion {
+		errs = append(errs, config.Path{}.Key("tls").Key("min_version").Errorf("cannot change on reload; restart portico"))
 	}
 	if old.Server != cfg.Server {
 		errs = append(errs, config.Path{}.Key("server").Errorf("cannot change on reload; restart portico"))
@@ -252,7 +255,9 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.sinks.Run(bg) })
 	wg.Go(func() { s.reloadLoop(bg) })
 	if s.opts.WatchFile != "" {
-		wg.Go(func() { s.watch(bg, s.opts.WatchFile) })
+		if w := s.newWatcher(s.opts.WatchFile); w != nil {
+			wg.Go(func() { s.watch(bg, w, s.opts.WatchFile) })
+		}
 	}
 
 	serveErr := make(chan error, 2)

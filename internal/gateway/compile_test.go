@@ -1,0 +1,228 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/portico-gateway/portico/internal/config"
+)
+
+// compileYAML parses, validates and compiles a config whose services point
+// at upstream.
+func compileYAML(t testing.TB, yaml string, upstream string) (*Snapshot, error) {
+	t.Helper()
+	env := map[string]string{"UP": upstream}
+	cfg, err := config.Parse([]byte(yaml), "test.yaml", func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	return Check(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func mustCompile(t testing.TB, yaml, upstream string) *Snapshot {
+	t.Helper()
+	s, err := compileYAML(t, yaml, upstream)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return s
+}
+
+// echoUpstream answers with the path and selected headers it received.
+func echoUpstream(t testing.TB) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{
+			"path":       r.URL.RequestURI(),
+			"request_id": r.Header.Get("X-Request-ID"),
+			"real_ip":    r.Header.Get("X-Real-IP"),
+		})
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+const baseYAML = `
+listen: 127.0.0.1:0
+admin: { listen: "off" }
+services:
+  - name: echo
+    url: ${UP}
+routes:
+  - name: orders
+    match: { paths: ["/api/orders"], methods: [GET, POST] }
+    service: echo
+    strip_prefix: true
+  - name: exact
+    match: { paths: ["=/api/exact"] }
+    service: echo
+  - name: versioned
+    match: { paths: ["~/api/v(?P<ver>[0-9]+)/items"] }
+    service: echo
+    path_rewrite: { pattern: "^/api/v([0-9]+)/items(.*)$", replacement: "/items$2?v=$1" }
+`
+
+func serve(s *Snapshot, method, target string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, nil)
+	r.RemoteAddr = "192.0.2.10:4000"
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w
+}
+
+func TestSnapshotServes(t *testing.T) {
+	up := echoUpstream(t)
+	s := mustCompile(t, baseYAML, up.URL)
+	tests := []struct {
+		name       string
+		method     string
+		target     string
+		wantStatus int
+		wantPath   string
+		wantType   string
+	}{
+		{"strip prefix", "GET", "/api/orders/7?x=1", 200, "/7?x=1", "application/json"},
+		{"prefix root", "GET", "/api/orders", 200, "/", "application/json"},
+		{"segment boundary", "GET", "/api/ordersX", 404, "", "application/problem+json"},
+		{"exact", "GET", "/api/exact", 200, "/api/exact", "application/json"},
+		{"exact is not a prefix", "GET", "/api/exact/more", 404, "", "application/problem+json"},
+		{"method not allowed", "DELETE", "/api/orders/7", 405, "", "application/problem+json"},
+		{"normalized before routing", "GET", "/api/public/../orders/7", 200, "/7", "application/json"},
+		{"encoded slash rejected", "GET", "/api/orders%2f..%2fadmin", 400, "", "application/problem+json"},
+		{"health", "GET", "/health", 200, "", "application/json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := serve(s, tt.method, tt.target)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("got status %d, want %d (body %s)", w.Code, tt.wantStatus, w.Body)
+			}
+			if ct := w.Header().Get("Content-Type"); ct != tt.wantType {
+				t.Errorf("got Content-Type %q, want %q", ct, tt.wantType)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body is not JSON: %v: %s", err, w.Body)
+			}
+			if tt.wantPath != "" && body["path"] != tt.wantPath {
+				t.Errorf("got upstream path %v, want %q", body["path"], tt.wantPath)
+			}
+			id := w.Header().Get("X-Request-ID")
+			if tt.name != "health" && id == "" {
+				t.Errorf("got no X-Request-ID on the response")
+			}
+			if tt.wantType == "application/problem+json" && body["request_id"] != id {
+				t.Errorf("got problem request_id %v, want the response's X-Request-ID %q", body["request_id"], id)
+			}
+		})
+	}
+}
+
+func TestRegexRewriteUsesCaptures(t *testing.T) {
+	up := echoUpstream(t)
+	s := mustCompile(t, baseYAML, up.URL)
+	w := serve(s, "GET", "/api/v2/items/9")
+	if !strings.Contains(w.Body.String(), `"/items/9?v=2"`) {
+		t.Errorf("got %s, want upstream path /items/9?v=2", w.Body)
+	}
+}
+
+func TestMethodNotAllowedListsAllow(t *testing.T) {
+	up := echoUpstream(t)
+	s := mustCompile(t, baseYAML, up.URL)
+	w := serve(s, "DELETE", "/api/orders")
+	if got := w.Header().Get("Allow"); got != "GET, HEAD, POST" {
+		t.Errorf("got Allow %q, want %q", got, "GET, HEAD, POST")
+	}
+}
+
+func TestCompileReportsPluginErrorsWithPosition(t *testing.T) {
+	yaml := baseYAML + `
+plugins:
+  request_idd: {}
+  jwt: {}
+  body_limit: { max: lots }
+`
+	_, err := compileYAML(t, yaml, "http://127.0.0.1:1")
+	if err == nil {
+		t.Fatal("got nil error, want plugin errors")
+	}
+	got := err.Error()
+	for _, want := range []string{
+		`test.yaml:21:3: plugins.request_idd: unknown plugin "request_idd"; did you mean "request_id"?`,
+		`test.yaml:22:3: plugins.jwt: plugin "jwt" (JWT authentication) is not available in this version`,
+		`plugins.body_limit.max: invalid size "lots"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("got errors:\n%s\nwant one containing %q", got, want)
+		}
+	}
+}
+
+func TestMostSpecificPluginWins(t *testing.T) {
+	up := echoUpstream(t)
+	yaml := baseYAML + `
+plugins:
+  body_limit: { max: 10 }
+`
+	yaml = strings.Replace(yaml, "    strip_prefix: true\n", "    strip_prefix: true\n    plugins:\n      body_limit: { max: 1KiB }\n", 1)
+	s := mustCompile(t, yaml, up.URL)
+	post := func(target string, n int) int {
+		r := httptest.NewRequest("POST", target, strings.NewReader(strings.Repeat("x", n)))
+		r.RemoteAddr = "192.0.2.10:4000"
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code
+	}
+	if got := post("/api/orders", 500); got != 200 {
+		t.Errorf("route limit 1KiB, 500 bytes: got %d, want 200", got)
+	}
+	if got := post("/api/orders", 2000); got != 413 {
+		t.Errorf("route limit 1KiB, 2000 bytes: got %d, want 413", got)
+	}
+	if got := post("/api/exact", 500); got != 413 {
+		t.Errorf("global limit 10 bytes, 500 bytes: got %d, want 413", got)
+	}
+}
+
+func TestImplicitPluginsApply(t *testing.T) {
+	up := echoUpstream(t)
+	s := mustCompile(t, baseYAML, up.URL)
+	var names []string
+	for _, r := range s.Routes() {
+		if r.Name == "orders" {
+			names = r.Plugins
+		}
+	}
+	if strings.Join(names, ",") != "request_id,body_limit" {
+		t.Errorf("got plugins %v, want the implicit request_id and body_limit", names)
+	}
+}
+
+func TestPanicInChainAnswers500(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	s := mustCompile(t, baseYAML, up.URL)
+	// Replace one route's handler with one that panics, the way a plugin bug would.
+	for _, v := range []string{"/api/exact"} {
+		m, _ := s.table.Lookup(httptest.NewRequest("GET", v, nil), v)
+		m.Value.handler = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("plugin bug") })
+	}
+	w := serve(s, "GET", "/api/exact")
+	if w.Code != 500 || w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("got %d %q, want 500 problem JSON", w.Code, w.Header().Get("Content-Type"))
+	}
+	if strings.Contains(w.Body.String(), "plugin bug") {
+		t.Errorf("got panic text in the response: %s", w.Body)
+	}
+}

@@ -1,0 +1,173 @@
+// Package proxy forwards a routed request to its service and streams the
+// answer back: header hygiene, the HTTP/1.1 upstream client, protocol
+// upgrades, and the mapping of upstream errors to statuses.
+//
+// # Flow of one request
+//
+//	ServeHTTP
+//	 ├─ Service.Pick → target (503 + Retry-After when none)
+//	 ├─ exchange (client.go): idle conn or dial → write head + body → read head
+//	 │    └─ reused conn closed under us, request replayable → once more on a new conn
+//	 ├─ 101 to an upgrade request → tunnel (upgrade.go)
+//	 ├─ relay: head into w.Header(), WriteHeader, stream the body
+//	 │    └─ clean end → conn back to the pool; otherwise closed
+//	 └─ error → ex.Err, StatusFor → problem.Write (or abort if the head was sent)
+//
+// The upstream client is synchronous: the handler goroutine does all the
+// I/O, with pooled buffers and no per-connection goroutines, and it speaks
+// HTTP/1.1 to every upstream whatever the client spoke. Deadlines are set
+// on the connection (connect, response header, total) rather than with a
+// timer per request, and a client that goes away unblocks the upstream
+// connection at once through context.AfterFunc.
+//
+// # Streaming
+//
+// Bodies are never buffered whole. A response without Content-Length
+// (chunked or ended by close) or of type text/event-stream is a stream:
+// what was written to the client is flushed before every read that may
+// wait on the upstream, so each event reaches the client as soon as it
+// arrives, while bytes that arrive together go out together. Trailers of a
+// chunked response are passed on as trailers. Informational responses
+// (100 Continue, 103 Early Hints) from the upstream are skipped.
+//
+// # Limits
+//
+// The client is synchronous: it writes the whole request body before it
+// reads the response, so an upstream that streams its answer while still
+// reading a large upload (full duplex) is not supported; a final answer
+// sent before the body was read (413, 401) is still relayed.
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/upstream"
+)
+
+// Default timeouts, used when Options.Timeouts leaves one at zero.
+const (
+	DefaultConnectTimeout        = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+)
+
+// Options configure a Handler.
+type Options struct {
+	// Service is where requests go. Required.
+	Service *upstream.Service
+	// Timeouts bound each upstream exchange: Connect (default 5s) the dial,
+	// ResponseHeader (default 60s) the wait from sending the request to
+	// receiving the response head, Total (0 = unbounded) everything,
+	// including the body and upgraded connections.
+	Timeouts config.Timeouts
+	// PreserveHost sends the client's Host header upstream instead of the
+	// target's.
+	PreserveHost bool
+	// HostHeader, when set, is the Host header sent upstream.
+	HostHeader string
+	// Logger receives the rare events that concern operators (header
+	// fields dropped as unsafe). Nil discards.
+	Logger *slog.Logger
+	// Tunnels tracks upgraded (WebSocket) connections so the gateway can
+	// close them on shutdown. It outlives config reloads. Nil means
+	// upgraded connections are not tracked.
+	Tunnels *Tunnels
+}
+
+// Handler forwards requests to one service. It is an http.Handler, safe
+// for concurrent use, and holds no per-request state.
+type Handler struct {
+	svc          *upstream.Service
+	connect      time.Duration
+	respHeader   time.Duration
+	total        time.Duration
+	preserveHost bool
+	hostHeader   string
+	logger       *slog.Logger
+	tunnels      *Tunnels
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns a Handler for o.
+func New(o Options) *Handler {
+	h := &Handler{
+		svc:          o.Service,
+		connect:      o.Timeouts.Connect.D(),
+		respHeader:   o.Timeouts.ResponseHeader.D(),
+		total:        o.Timeouts.Total.D(),
+		preserveHost: o.PreserveHost,
+		hostHeader:   o.HostHeader,
+		logger:       o.Logger,
+		tunnels:      o.Tunnels,
+	}
+	if h.connect <= 0 {
+		h.connect = DefaultConnectTimeout
+	}
+	if h.respHeader <= 0 {
+		h.respHeader = DefaultResponseHeaderTimeout
+	}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	return h
+}
+
+// ServeHTTP forwards r to a target of the service and streams the response
+// to w. The request's plugin.Exchange supplies the upstream path, the
+// client address and whether the peer is trusted; ServeHTTP records the
+// target, the upstream duration and any error in it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := plugin.FromContext(r.Context())
+	if ex == nil {
+		ex = standaloneExchange(r)
+	}
+	if h.svc == nil {
+		h.fail(w, r, ex, upstream.ErrNoTarget, false)
+		return
+	}
+	t, err := h.svc.Pick()
+	if err != nil {
+		h.fail(w, r, ex, err, false)
+		return
+	}
+	ex.Upstream = t.Addr
+
+	c := getCall(h, w, r, ex, t)
+	c.upgrade = upgradeType(r)
+	err = c.exchange()
+	if err == nil {
+		if c.hd.status == http.StatusSwitchingProtocols {
+			err = c.tunnel()
+		} else {
+			err = c.relay()
+		}
+	}
+	if err != nil && !c.sent.IsZero() && ex.UpstreamDuration == 0 {
+		ex.UpstreamDuration = time.Since(c.sent)
+	}
+	wrote, hijacked := c.wroteHeader, c.hijacked
+	c.release()
+	switch {
+	case err == nil:
+	case hijacked:
+		// The connection is no longer the server's: nothing to write.
+		ex.Err = err
+	default:
+		h.fail(w, r, ex, err, wrote)
+	}
+}
+
+// standaloneExchange stands in for the edge's Exchange when the handler
+// runs without one (tests, embedding).
+func standaloneExchange(r *http.Request) *plugin.Exchange {
+	ex := &plugin.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath()}
+	if ip, err := netip.ParseAddr(peerIP(r.RemoteAddr)); err == nil {
+		ex.ClientIP = ip.Unmap()
+	}
+	return ex
+}

@@ -1,0 +1,251 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAccessLog checks one JSON line per request on stdout with the
+// documented fields, and that credentials sent by the client never appear
+// in anything the process writes.
+func TestAccessLog(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, "svc", nil)
+	g := startGateway(t, base+fmt.Sprintf(`services:
+  - {name: svc, url: %q}
+routes:
+  - {name: logged, match: {paths: ["/logged"]}, service: svc}
+plugins:
+  access_log: {output: stdout}
+`, up.URL()))
+	c := newClient(t)
+	secrets := []string{"secret-token-123", "session=abc", "topsecret"}
+	ids := []string{"log-1", "log-2", "log-3"}
+	for _, id := range ids {
+		resp, _ := get(t, c, g.URL("/logged/x?api_key=topsecret&page=2"),
+			"X-Request-ID", id,
+			"Authorization", "Bearer secret-token-123",
+			"Cookie", "session=abc")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status: got %d, want 200", resp.StatusCode)
+		}
+	}
+	resp, _ := get(t, c, g.URL("/nope?api_key=topsecret"), "X-Request-ID", "log-404", "Authorization", "Bearer secret-token-123")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("status: got %d, want 404", resp.StatusCode)
+	}
+
+	// The access log is buffered; stopping the gateway flushes it.
+	c.CloseIdleConnections()
+	g.Signal(syscall.SIGTERM)
+	if code := g.Wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code: got %d, want 0", code)
+	}
+
+	byID := map[string][]map[string]any{}
+	for _, l := range g.AccessLog() {
+		if id, ok := l["request_id"].(string); ok {
+			byID[id] = append(byID[id], l)
+		}
+	}
+	for _, id := range ids {
+		lines := byID[id]
+		if len(lines) != 1 {
+			t.Fatalf("access log lines for %s: got %d, want 1; stdout:\n%s", id, len(lines), g.stdout)
+		}
+		l := lines[0]
+		want := map[string]any{
+			"request_id": id, "client_ip": "127.0.0.1", "method": "GET",
+			"route": "logged", "service": "svc", "status": float64(200), "upstream": up.Addr(),
+		}
+		for k, v := range want {
+			if l[k] != v {
+				t.Errorf("%s: field %s: got %v, want %v", id, k, l[k], v)
+			}
+		}
+		if p, _ := l["path"].(string); !strings.HasPrefix(p, "/logged/x") {
+			t.Errorf("%s: field path: got %v, want /logged/x", id, l["path"])
+		}
+		if d, ok := l["duration_ms"].(float64); !ok || d < 0 {
+			t.Errorf("%s: field duration_ms: got %v, want a non-negative number", id, l["duration_ms"])
+		}
+	}
+	if lines := byID["log-404"]; len(lines) != 1 || lines[0]["status"] != float64(404) {
+		t.Errorf("access log for the unrouted request: got %v, want one line with status 404", lines)
+	}
+	out := g.stdout.String() + g.stderr.String()
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("the process output contains the client secret %q", s)
+		}
+	}
+}
+
+// runCLI runs portico with args and returns its exit code, stdout and
+// stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Dir = t.TempDir()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	default:
+		t.Fatalf("run portico %v: %s", args, err)
+		return -1, "", ""
+	}
+}
+
+const badConfig = `listen: 127.0.0.1:0
+admin: {listen: "off"}
+services:
+  - name: api
+    url: http://127.0.0.1:9
+    timeouts: {connect: 5 parsecs}
+routes:
+  - name: r0
+    match: {paths: ["/x"]}
+    service: nope
+  - name: r1
+    match: {paths: ["/y"]}
+    service: api
+    strip_prefx: true
+`
+
+// TestValidate checks `portico validate`: "ok" for a good file, and every
+// error as FILE:LINE:COL: path: message for a bad one.
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(`listen: 127.0.0.1:0
+services:
+  - {name: api, url: "http://127.0.0.1:9"}
+routes:
+  - {name: api, match: {paths: ["/api"]}, service: api, strip_prefix: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "validate", "-c", good)
+	if code != 0 || strings.TrimSpace(stdout) != "ok" {
+		t.Errorf("validate good file: got exit %d, stdout %q, stderr %q; want 0 and ok", code, stdout, stderr)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(badConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCLI(t, "validate", "-c", bad)
+	if code != 1 {
+		t.Errorf("validate bad file: got exit %d, want 1", code)
+	}
+	lineRE := regexp.MustCompile(`^(.+):(\d+):(\d+): (\S+): (.+)$`)
+	type located struct{ line, path, msg string }
+	var got []located
+	for _, l := range strings.Split(strings.TrimSpace(stdout+stderr), "\n") {
+		m := lineRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("output line %q is not FILE:LINE:COL: path: message", l)
+			continue
+		}
+		if m[1] != bad {
+			t.Errorf("output line %q: file got %q, want %q", l, m[1], bad)
+		}
+		got = append(got, located{m[2], m[4], m[5]})
+	}
+	wants := []struct {
+		line, path string
+		words      []string
+	}{
+		{"6", "services[0].timeouts.connect", nil},
+		{"10", "routes[0].service", []string{"nope"}},
+		{"14", "routes[1].strip_prefx", []string{"strip_prefx", "did you mean", "strip_prefix"}},
+	}
+	for _, w := range wants {
+		found := false
+		for _, e := range got {
+			if e.line != w.line || e.path != w.path {
+				continue
+			}
+			found = true
+			for _, word := range w.words {
+				if !strings.Contains(e.msg, word) {
+					t.Errorf("%s: message %q, want it to mention %q", w.path, e.msg, word)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no error at line %s for %s; output:\n%s%s", w.line, w.path, stdout, stderr)
+		}
+	}
+}
+
+// TestVersion checks `portico version`.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	code, stdout, stderr := runCLI(t, "version")
+	if code != 0 || !regexp.MustCompile(`^portico \S+\n$`).MatchString(stdout) {
+		t.Errorf("portico version: got exit %d, stdout %q, stderr %q; want 0 and \"portico VERSION\"", code, stdout, stderr)
+	}
+}
+
+// TestDemo runs `portico demo` and walks the flow its tour prints.
+func TestDemo(t *testing.T) {
+	t.Parallel()
+	g := startProcess(t, t.TempDir(), "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	c := newClient(t)
+
+	resp, body := do(t, c, http.MethodPost, g.URL("/api/auth/login"),
+		strings.NewReader(`{"username":"alice","password":"alice-password"}`), "Content-Type", "application/json")
+	var login struct{ Token string }
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &login) != nil || login.Token == "" {
+		t.Fatalf("login: got %d %s, want 200 with a token", resp.StatusCode, body)
+	}
+	auth := []string{"Authorization", "Bearer " + login.Token}
+
+	resp, body = get(t, c, g.URL("/api/orders"), auth...)
+	var orders map[string]any
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &orders) != nil {
+		t.Fatalf("orders: got %d %s, want 200 JSON", resp.StatusCode, body)
+	}
+	if len(body) <= 1024 {
+		t.Errorf("orders body: got %d bytes, want more than 1 KB", len(body))
+	}
+	if caller, ok := orders["caller"].(map[string]any); !ok || caller["request_id"] == "" {
+		t.Errorf("orders caller: got %v, want an object with the request id", orders["caller"])
+	}
+
+	resp, body = do(t, c, http.MethodPost, g.URL("/api/payment/charge"),
+		strings.NewReader(`{"order_id":7,"amount":41797,"currency":"EUR"}`), append(auth, "Content-Type", "application/json")...)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("charge: got %d %s, want 200", resp.StatusCode, body)
+	}
+	if resp, body := get(t, c, g.URL("/health")); resp.StatusCode != http.StatusOK {
+		t.Errorf("health: got %d %s, want 200", resp.StatusCode, body)
+	}
+	resp, body = get(t, c, g.URL("/nope"))
+	checkProblem(t, resp, body, http.StatusNotFound)
+
+	c.CloseIdleConnections()
+	g.Signal(syscall.SIGINT)
+	if code := g.Wait(10 * time.Second); code != 0 {
+		t.Errorf("exit code after SIGINT: got %d, want 0", code)
+	}
+}
