@@ -356,3 +356,30 @@ func errPos(err error) Pos {
 	}
 	return Pos{}
 }
+
+// Report locates every *FieldError in err (see Locate) and returns the
+// leaves of the error tree joined in file order, so errors from several
+// stages (decode, validate, plugin settings) read top to bottom. It returns
+// nil for a nil err.
+func (c *Config) Report(err error) error {
+	if err == nil {
+		return nil
+	}
+	c.Locate(err)
+	var leaves []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if e != nil {
+			leaves = append(leaves, e)
+		}
+	}
+	walk(err)
+	sortErrors(leaves)
+	return errors.Join(leaves...)
+}

@@ -62,7 +62,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		routePlugins[i] = cs
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, cfg.Locate(err)
+		return nil, cfg.Report(err)
 	}
 
 	s := &Snapshot{
@@ -80,7 +80,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	for _, t := range cfg.TrustedProxies {
 		p, err := parsePrefix(t)
 		if err != nil {
-			return nil, cfg.Locate(config.Path{}.Key("trusted_proxies").Errorf("invalid address or CIDR %q", t))
+			return nil, cfg.Report(config.Path{}.Key("trusted_proxies").Errorf("invalid address or CIDR %q", t))
 		}
 		s.trusted = append(s.trusted, p)
 	}
@@ -99,7 +99,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		s.services = append(s.services, svc)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, cfg.Locate(err)
+		return nil, cfg.Report(err)
 	}
 
 	rules := make([]router.Rule[*route], 0, len(cfg.Routes))
@@ -139,7 +139,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 		}, px)
 		if err != nil {
-			errs = append(errs, p.Errorf("%s", err.Error()))
+			errs = append(errs, err)
 			continue
 		}
 		rt.handler = h
@@ -157,11 +157,11 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		})
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, cfg.Locate(err)
+		return nil, cfg.Report(err)
 	}
 	table, err := router.Compile(rules)
 	if err != nil {
-		return nil, cfg.Locate(routerErrors(err))
+		return nil, cfg.Report(routerErrors(err))
 	}
 	s.table = table
 
@@ -185,7 +185,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	} {
 		h, err := plugin.Chain(unrouted, env, terminal(u.status, u.detail))
 		if err != nil {
-			return nil, err
+			return nil, cfg.Report(err)
 		}
 		*u.h = h
 	}
@@ -204,7 +204,8 @@ func decodeGlobal(cfg *config.Config, reg *plugin.Registry) ([]plugin.Configured
 		if !ok {
 			continue
 		}
-		cs = append(cs, plugin.Configured{Reg: r, Spec: r.Spec(), Scope: plugin.ScopeGlobal})
+		cs = append(cs, plugin.Configured{Reg: r, Spec: r.Spec(), Scope: plugin.ScopeGlobal,
+			Path: config.Path{}.Key("plugins").Key(name)})
 	}
 	return cs, err
 }

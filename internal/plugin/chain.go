@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,6 +15,9 @@ type Configured struct {
 	Reg   *Registration
 	Spec  Spec
 	Scope Scope
+	// Path is where the settings were written (plugins.NAME,
+	// routes[i].plugins.NAME, ...), so build errors point at them.
+	Path config.Path
 }
 
 // Registry is the fixed set of plugins this build of Portico has.
@@ -67,7 +69,7 @@ func (r *Registry) Decode(c *config.Config, set config.PluginSet, scope Scope) (
 			errs = append(errs, err)
 			continue
 		}
-		out = append(out, Configured{Reg: reg, Spec: spec, Scope: scope})
+		out = append(out, Configured{Reg: reg, Spec: spec, Scope: scope, Path: e.Path})
 	}
 	return out, errors.Join(errs...)
 }
@@ -112,7 +114,7 @@ func Chain(cs []Configured, env BuildEnv, terminal http.Handler) (http.Handler, 
 		e.Scope = c.Scope
 		mw, err := c.Reg.Build(c.Spec, &e)
 		if err != nil {
-			return nil, fmt.Errorf("build plugin %s: %w", c.Reg.Name, err)
+			return nil, c.Path.Errorf("%s", err.Error())
 		}
 		if mw != nil {
 			mws = append(mws, mw)

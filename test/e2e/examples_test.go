@@ -1,0 +1,47 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExamplesValidate runs `portico validate` on every config in examples/
+// and bench/, so a shipped example can never drift from the schema.
+func TestExamplesValidate(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, pattern := range []string{"examples/*.yaml", "bench/*.yaml"} {
+		m, err := filepath.Glob(filepath.Join(root, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 5 {
+		t.Fatalf("got %d example configs, want the shipped set", len(files))
+	}
+	env := append(os.Environ(),
+		"PORTICO_DEMO_AUTH_URL=http://127.0.0.1:3000",
+		"PORTICO_DEMO_ORDERS_URL=http://127.0.0.1:3001",
+		"PORTICO_DEMO_PAYMENT_URL=http://127.0.0.1:3002",
+		"BENCH_LISTEN=127.0.0.1:0",
+		"BENCH_UPSTREAM=http://127.0.0.1:3003",
+	)
+	for _, f := range files {
+		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(binPath, "validate", "-c", f)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "ok" {
+				t.Errorf("got %v:\n%s\nwant ok", err, out)
+			}
+		})
+	}
+}
