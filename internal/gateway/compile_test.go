@@ -10,13 +10,17 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/observe"
+	"github.com/portico-gateway/portico/internal/plugins"
+	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/upstream"
 )
 
 // compileYAML parses, validates and compiles a config whose services point
 // at upstream.
-func compileYAML(t testing.TB, yaml string, upstream string) (*Snapshot, error) {
+func compileYAML(t testing.TB, yaml string, upstreamURL string) (*Snapshot, error) {
 	t.Helper()
-	env := map[string]string{"UP": upstream}
+	env := map[string]string{"UP": upstreamURL}
 	cfg, err := config.Parse([]byte(yaml), "test.yaml", func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
@@ -24,7 +28,23 @@ func compileYAML(t testing.TB, yaml string, upstream string) (*Snapshot, error) 
 	if err != nil {
 		return nil, err
 	}
-	return Check(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ups := upstream.NewRegistry(logger)
+	sinks := observe.NewSinks(nil, nil)
+	t.Cleanup(func() {
+		_ = ups.Close()
+		_ = sinks.Close()
+	})
+	// Not Check: its registries close when it returns, and these snapshots
+	// serve requests.
+	return Compile(cfg, Deps{
+		Plugins:   plugins.NewRegistry(),
+		Upstreams: ups,
+		Metrics:   observe.NewMetrics(),
+		Sinks:     sinks,
+		Tunnels:   proxy.NewTunnels(),
+		Logger:    logger,
+	})
 }
 
 func mustCompile(t testing.TB, yaml, upstream string) *Snapshot {
