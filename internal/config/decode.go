@@ -41,9 +41,8 @@ var (
 // will offer. Naming one gets a clear message instead of a did-you-mean.
 // Remove an entry when its feature ships.
 var unavailableKeys = map[string]bool{
-	"store":     true,
-	"consumers": true,
-	"tiers":     true,
+	"store": true,
+	"tiers": true,
 }
 
 // DecodeNode decodes n strictly into out, which must be a non-nil pointer,

@@ -41,6 +41,10 @@ type Config struct {
 	Services []Service `yaml:"services"`
 	// Routes map requests to services. See Match for priorities.
 	Routes []Route `yaml:"routes"`
+	// Consumers are the known callers (applications or users) and their
+	// credentials. Authentication plugins identify the consumer of a
+	// request; its id, name and groups are forwarded upstream.
+	Consumers []Consumer `yaml:"consumers"`
 	// Plugins configured here apply to every route (and to requests that
 	// match no route, where that makes sense: request_id, access_log).
 	Plugins PluginSet `yaml:"plugins"`
@@ -205,6 +209,61 @@ type PathRewrite struct {
 	// Replacement is the new path; it starts with "/" or with a capture
 	// reference ("$1", "$${name}"). Required.
 	Replacement string `yaml:"replacement"`
+}
+
+// Consumer is one known caller.
+type Consumer struct {
+	// Name identifies the consumer (X-Consumer-Name upstream). Required,
+	// unique, same characters as route names.
+	Name string `yaml:"name"`
+	// ID is forwarded as X-Consumer-ID. Default: the name. Unique.
+	ID string `yaml:"id"`
+	// Groups are labels for the acl plugin (X-Consumer-Groups upstream).
+	Groups []string `yaml:"groups"`
+	// Tier names the consumer's rate-limit tier; tiers are not available in
+	// this version, so it must be empty.
+	Tier string `yaml:"tier"`
+	// Credentials are the ways this consumer can authenticate.
+	Credentials Credentials `yaml:"credentials"`
+}
+
+// Credentials of one consumer.
+type Credentials struct {
+	// APIKeys for key_auth: the key itself, or "sha256:<64 hex digits>" (the
+	// SHA-256 of the key) so the config need not hold the key. Unique across
+	// all consumers.
+	APIKeys []Secret `yaml:"api_keys"`
+	// JWT credentials for the jwt plugin, selected by a claim's value.
+	JWT []JWTCredential `yaml:"jwt"`
+	// BasicAuth users for basic_auth, with bcrypt password hashes only.
+	BasicAuth []BasicCredential `yaml:"basic_auth"`
+}
+
+// JWTCredential is a consumer's own JWT signing key, as in Kong: a token
+// whose key claim (the jwt plugin's key_claim, default "iss") equals Key is
+// verified with this credential's key and belongs to this consumer.
+type JWTCredential struct {
+	// Key is the value of the key claim that selects this credential.
+	// Required, unique across consumers.
+	Key string `yaml:"key"`
+	// Algorithm is the only algorithm accepted with this key: HS256, HS384,
+	// HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 or
+	// EdDSA. Required.
+	Algorithm string `yaml:"algorithm"`
+	// Secret is the HMAC key for HS* algorithms (at least 32 bytes).
+	Secret Secret `yaml:"secret"`
+	// PublicKey is a PEM public key for the RS*, PS*, ES* and EdDSA
+	// algorithms.
+	PublicKey string `yaml:"public_key"`
+}
+
+// BasicCredential is one basic-auth user.
+type BasicCredential struct {
+	// Username is required and unique across consumers.
+	Username string `yaml:"username"`
+	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$). Plain passwords are
+	// refused.
+	PasswordHash Secret `yaml:"password_hash"`
 }
 
 // PluginSet is a mapping from plugin name to that plugin's settings, kept as

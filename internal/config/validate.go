@@ -33,6 +33,7 @@ func (c *Config) validate() []error {
 	v.trustedProxies()
 	v.services()
 	v.routes()
+	v.consumers()
 	for _, e := range v.errs {
 		c.Locate(e)
 	}

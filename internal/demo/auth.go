@@ -11,7 +11,7 @@ import (
 // DemoJWTSecret is the HS256 key the demo auth service signs its tokens
 // with. It is for the demo only: it is public, so any token signed with it
 // proves nothing. Never use it in a real deployment.
-const DemoJWTSecret = "demo-secret-change-me"
+const DemoJWTSecret = "portico-demo-hs256-secret-change-me"
 
 // DemoJWTIssuer and DemoJWTAudience are the iss and aud claims of demo
 // tokens.

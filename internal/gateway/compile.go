@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/observe"
 	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/plugins"
@@ -29,6 +32,7 @@ type Deps struct {
 	Metrics   *observe.Metrics
 	Sinks     plugin.LogSinks
 	Tunnels   *proxy.Tunnels
+	Shared    *plugin.Shared
 	Logger    *slog.Logger
 	// Ready reports readiness for the ready path; nil means always ready.
 	Ready func() bool
@@ -64,6 +68,16 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, cfg.Report(err)
 	}
+
+	consumers, err := consumer.New(cfg.Consumers)
+	if err != nil {
+		return nil, err
+	}
+	shared := d.Shared
+	if shared == nil {
+		shared = plugin.NewShared()
+	}
+	identity := make(map[string]bool)
 
 	s := &Snapshot{
 		cfg:        cfg,
@@ -134,9 +148,11 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			Logger:       d.Logger,
 			Tunnels:      d.Tunnels,
 		})
-		chain := plugin.Merge(global, svcPlugins[rc.Service], routePlugins[i])
+		chain := withAuthGate(d.Plugins, plugin.Merge(global, svcPlugins[rc.Service], routePlugins[i]))
+		collectIdentityHeaders(identity, chain)
 		h, err := plugin.Chain(chain, plugin.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
+			Consumers: consumers, Shared: shared,
 		}, px)
 		if err != nil {
 			errs = append(errs, err)
@@ -173,7 +189,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			unrouted = append(unrouted, c)
 		}
 	}
-	env := plugin.BuildEnv{Logger: d.Logger, Sinks: d.Sinks}
+	env := plugin.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared}
 	for _, u := range []struct {
 		h      *http.Handler
 		status int
@@ -189,7 +205,42 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 		*u.h = h
 	}
+	for name := range identity {
+		s.identity = append(s.identity, name)
+	}
+	slices.Sort(s.identity)
 	return s, nil
+}
+
+// authGate is the plugin that admits or refuses a request after the
+// authentication plugins of its route have run.
+const authGate = "auth"
+
+// withAuthGate adds the auth gate with its defaults to a chain that has
+// authentication plugins but does not configure the gate.
+func withAuthGate(reg *plugin.Registry, chain []plugin.Configured) []plugin.Configured {
+	hasAuth := slices.ContainsFunc(chain, func(c plugin.Configured) bool { return c.Reg.Phase == plugin.PhaseAuthenticate })
+	if !hasAuth || hasPlugin(chain, authGate) {
+		return chain
+	}
+	r, ok := reg.Lookup(authGate)
+	if !ok {
+		return chain
+	}
+	return append(slices.Clone(chain), plugin.Configured{Reg: r, Spec: r.Spec(), Scope: plugin.ScopeGlobal,
+		Path: config.Path{}.Key("plugins").Key(authGate)})
+}
+
+// collectIdentityHeaders adds the identity headers the chain's plugins set.
+func collectIdentityHeaders(into map[string]bool, chain []plugin.Configured) {
+	for _, c := range chain {
+		if c.Reg.IdentityHeaders == nil {
+			continue
+		}
+		for _, h := range c.Reg.IdentityHeaders(c.Spec) {
+			into[textproto.CanonicalMIMEHeaderKey(h)] = true
+		}
+	}
 }
 
 // decodeGlobal decodes the global plugins and adds the implicit ones the

@@ -28,6 +28,7 @@ import (
 	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/observe"
+	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/upstream"
@@ -61,6 +62,10 @@ type Server struct {
 	sinks   *observe.Sinks
 	reloads chan chan error
 	stopped chan struct{} // closed when the reload loop has ended
+	// bgCtx and bgWG own the background goroutines (reloads, log flushing,
+	// shared plugin state); set by Run before any reload can happen.
+	bgCtx context.Context
+	bgWG  *sync.WaitGroup
 
 	mu        sync.Mutex
 	publicLn  net.Listener
@@ -92,9 +97,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Metrics:   observe.NewMetrics(),
 		Sinks:     s.sinks,
 		Tunnels:   proxy.NewTunnels(),
+		Shared:    plugin.NewShared(),
 		Logger:    opts.Logger,
-		Ready:     s.ready.Load,
 	}
+	s.deps.Ready = s.isReady
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		return nil, err
@@ -109,6 +115,18 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.current.Store(snap)
 	s.deps.Metrics.Reload(true) // the first load counts as a successful load
 	return s, nil
+}
+
+// isReady reports readiness: serving, not draining, and every piece of
+// shared plugin state (such as a JWKS key set) ready.
+func (s *Server) isReady() bool { return s.ready.Load() && s.deps.Shared.Ready() }
+
+// startShared starts the background work of shared plugin state created by
+// the latest compile. Each runs until ctx ends.
+func (s *Server) startShared(ctx context.Context, wg *sync.WaitGroup) {
+	for _, r := range s.deps.Shared.TakePending() {
+		wg.Go(func() { r.Run(ctx) })
+	}
 }
 
 // Current returns the snapshot serving new requests.
@@ -191,6 +209,7 @@ func (s *Server) reload() error {
 		s.cert.Store(cert)
 	}
 	s.current.Store(snap)
+	s.startShared(s.bgCtx, s.bgWG)
 	s.deps.Upstreams.Sweep(snap.services)
 	s.deps.Metrics.Reload(true)
 	return nil
@@ -239,7 +258,7 @@ func (s *Server) Run(ctx context.Context) error {
 		adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{
 				Metrics: s.deps.Metrics.Handler(),
-				Ready:   s.ready.Load,
+				Ready:   s.isReady,
 				Reload:  s.Reload,
 				Routes:  func() any { return s.current.Load().Routes() },
 				Version: s.opts.Version,
@@ -253,6 +272,8 @@ func (s *Server) Run(ctx context.Context) error {
 	bg, stopBg := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { s.sinks.Run(bg) })
+	s.bgCtx, s.bgWG = bg, &wg
+	s.startShared(bg, &wg)
 	wg.Go(func() { s.reloadLoop(bg) })
 	if s.opts.WatchFile != "" {
 		if w := s.newWatcher(s.opts.WatchFile); w != nil {

@@ -31,6 +31,10 @@ type Snapshot struct {
 	badPath, notFound, notAllowed http.Handler
 	unmatched                     *observe.RouteMetrics
 
+	// identity lists the identity headers (X-Consumer-ID, X-User-ID, ...)
+	// that plugins set; client-sent copies are removed from every request.
+	identity []string
+
 	healthPath, readyPath string
 	ready                 func() bool
 	metrics               *observe.Metrics
@@ -81,6 +85,9 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	for _, h := range s.identity {
+		delete(r.Header, h)
+	}
 	st := newState(w, r, s.trusted)
 	if st.body.rc != nil {
 		r.Body = &st.body

@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"context"
+
+	"github.com/portico-gateway/portico/internal/consumer"
 	"net/netip"
 	"time"
 )
@@ -41,6 +43,69 @@ type Exchange struct {
 	BytesOut int64
 	// Err is the upstream error, for the access log (never sent to clients).
 	Err error
+
+	// Consumer is the authenticated caller, or the route's anonymous
+	// consumer; nil when the request is not authenticated.
+	Consumer *consumer.Consumer
+	// Credential identifies the credential that authenticated the request
+	// ("key_auth:<first 12 hex digits of its SHA-256>", "jwt:<iss>/<sub>",
+	// "basic_auth:<user>"); never the secret itself.
+	Credential string
+	// Subject is the authenticated user (the JWT "sub" or the introspected
+	// token's subject), forwarded as X-User-ID.
+	Subject string
+	// Claims are the verified token claims (JWT or introspection), nil
+	// otherwise. Read-only.
+	Claims map[string]any
+	// Auth tracks the authentication plugins of the route.
+	Auth AuthState
+}
+
+// AuthState records what the authentication plugins of a route found, so
+// that the auth gate can admit the request when any one (or, by option, all)
+// of them succeeded, and otherwise answer with the most relevant failure.
+type AuthState struct {
+	// Tried counts the authentication plugins that ran; Passed those that
+	// authenticated the request.
+	Tried, Passed int
+	// Failure is what to answer if the request is not admitted.
+	Failure *AuthFailure
+}
+
+// AuthFailure is an authentication plugin's reason to refuse a request.
+type AuthFailure struct {
+	// Status is 401 (no or bad credential), 403 (insufficient scope) or 503
+	// (the credential could not be checked: identity provider down).
+	Status int
+	// Challenge is the WWW-Authenticate value for a 401 (or a 403 with
+	// insufficient_scope).
+	Challenge string
+	// RetryAfter is the Retry-After value for a 503, in seconds.
+	RetryAfter string
+	// Detail is written for the client (problem JSON detail).
+	Detail string
+	// Presented reports whether the caller sent a credential of this kind;
+	// a failure with a credential is reported before a missing one.
+	Presented bool
+}
+
+// AuthPassed records a successful authentication by one plugin. The first
+// plugin to succeed sets the consumer and credential.
+func (ex *Exchange) AuthPassed(c *consumer.Consumer, credential string) {
+	ex.Auth.Tried++
+	ex.Auth.Passed++
+	if ex.Consumer == nil {
+		ex.Consumer, ex.Credential = c, credential
+	}
+}
+
+// AuthFailed records one plugin's failure. A failure with a presented
+// credential replaces an earlier one without; otherwise the first stays.
+func (ex *Exchange) AuthFailed(f AuthFailure) {
+	ex.Auth.Tried++
+	if ex.Auth.Failure == nil || f.Presented && !ex.Auth.Failure.Presented {
+		ex.Auth.Failure = &f
+	}
 }
 
 // Param is one named capture of a regex path.

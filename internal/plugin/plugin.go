@@ -18,6 +18,7 @@ import (
 	"net/http"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/consumer"
 )
 
 // Middleware wraps the next handler of the chain. It is plain net/http so
@@ -44,7 +45,8 @@ const (
 	PhaseCORS              Phase = 40  // answers preflight before auth
 	PhaseCompression       Phase = 50  // encodes whatever the inner phases answer
 	PhaseLimits            Phase = 60  // request size limits
-	PhaseAuthenticate      Phase = 70  // jwt, key_auth, basic_auth, introspection
+	PhaseAuthenticate      Phase = 70  // jwt, key_auth, basic_auth, introspection: record, never refuse
+	PhaseAuthGate          Phase = 75  // auth: admits (any/all, anonymous) or refuses, sets identity headers
 	PhaseAuthorize         Phase = 80  // acl
 	PhaseRateLimit         Phase = 90  // rate and concurrency limits
 	PhaseRequestTransform  Phase = 100 // header/query/body changes toward the upstream
@@ -88,6 +90,11 @@ type Registration struct {
 	// Global reports whether the plugin also runs for requests that match no
 	// route (404, 405, 400). Only plugins that need no route may say so.
 	Global bool
+	// IdentityHeaders, when set, names the request headers the plugin sets
+	// to tell the upstream who the caller is. The gateway removes
+	// client-sent copies of every such header on every route, before any
+	// plugin runs, so no client can forge them.
+	IdentityHeaders func(s Spec) []string
 }
 
 // BuildEnv is what Build may use: where the plugin instance sits, and the
@@ -104,6 +111,10 @@ type BuildEnv struct {
 	Logger *slog.Logger
 	// Sinks opens shared log outputs by name (see package observe).
 	Sinks LogSinks
+	// Consumers are the config's known callers.
+	Consumers *consumer.Registry
+	// Shared holds state that outlives a snapshot (key sets, token caches).
+	Shared *Shared
 }
 
 // LogSinks hands out shared, reference-counted log outputs that survive

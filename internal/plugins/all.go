@@ -6,7 +6,13 @@ package plugins
 import (
 	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/plugins/accesslog"
+	"github.com/portico-gateway/portico/internal/plugins/acl"
+	"github.com/portico-gateway/portico/internal/plugins/authgate"
+	"github.com/portico-gateway/portico/internal/plugins/basicauth"
 	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
+	"github.com/portico-gateway/portico/internal/plugins/introspection"
+	"github.com/portico-gateway/portico/internal/plugins/jwt"
+	"github.com/portico-gateway/portico/internal/plugins/keyauth"
 	"github.com/portico-gateway/portico/internal/plugins/requestid"
 )
 
@@ -16,24 +22,25 @@ func All() []plugin.Registration {
 		requestid.Registration(),
 		accesslog.Registration(),
 		bodylimit.Registration(),
+		keyauth.Registration(),
+		jwt.Registration(),
+		basicauth.Registration(),
+		introspection.Registration(),
+		authgate.Registration(),
+		acl.Registration(),
 	}
 }
 
 // Planned names plugins that later versions add, so a config that uses one
 // gets "not available in this version" rather than "unknown plugin".
 var Planned = map[string]string{
-	"jwt":                  "JWT authentication",
-	"key_auth":             "API key authentication",
-	"basic_auth":           "basic authentication",
-	"oauth2_introspection": "OAuth2 token introspection",
-	"acl":                  "consumer group authorization",
-	"rate_limit":           "rate limiting",
-	"cors":                 "CORS",
-	"compression":          "response compression",
-	"request_transform":    "request transformation",
-	"response_transform":   "response transformation",
-	"ip_restriction":       "IP allow and deny lists",
-	"cache":                "response caching",
+	"rate_limit":         "rate limiting",
+	"cors":               "CORS",
+	"compression":        "response compression",
+	"request_transform":  "request transformation",
+	"response_transform": "response transformation",
+	"ip_restriction":     "IP allow and deny lists",
+	"cache":              "response caching",
 }
 
 // NewRegistry returns the registry of all built-in plugins.

@@ -228,15 +228,28 @@ func TestDemo(t *testing.T) {
 	if len(body) <= 1024 {
 		t.Errorf("orders body: got %d bytes, want more than 1 KB", len(body))
 	}
-	if caller, ok := orders["caller"].(map[string]any); !ok || caller["request_id"] == "" {
-		t.Errorf("orders caller: got %v, want an object with the request id", orders["caller"])
+	if caller, ok := orders["caller"].(map[string]any); !ok || caller["request_id"] == "" || caller["user_id"] != "alice" {
+		t.Errorf("orders caller: got %v, want the request id and user_id alice (the token's sub)", orders["caller"])
 	}
+	// Orders without a token, or with a forged one, never reach the service.
+	resp, body = get(t, c, g.URL("/api/orders"), "X-User-ID", "mallory")
+	checkProblem(t, resp, body, http.StatusUnauthorized)
+	resp, body = get(t, c, g.URL("/api/orders"), "Authorization", "Bearer "+login.Token[:len(login.Token)-4]+"AAAA")
+	checkProblem(t, resp, body, http.StatusUnauthorized)
 
-	resp, body = do(t, c, http.MethodPost, g.URL("/api/payment/charge"),
-		strings.NewReader(`{"order_id":7,"amount":41797,"currency":"EUR"}`), append(auth, "Content-Type", "application/json")...)
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("charge: got %d %s, want 200", resp.StatusCode, body)
+	charge := `{"order_id":7,"amount":41797,"currency":"EUR"}`
+	resp, body = do(t, c, http.MethodPost, g.URL("/api/payment/charge"), strings.NewReader(charge),
+		"Content-Type", "application/json", "X-API-Key", "premium-key-67890", "X-Consumer-ID", "forged")
+	var paid map[string]any
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &paid) != nil {
+		t.Fatalf("charge: got %d %s, want 200", resp.StatusCode, body)
 	}
+	if caller, _ := paid["caller"].(map[string]any); caller["consumer_id"] != "premium-app" || caller["consumer_name"] != "premium-app" {
+		t.Errorf("charge caller: got %v, want consumer premium-app (not the forged id)", paid["caller"])
+	}
+	resp, body = do(t, c, http.MethodPost, g.URL("/api/payment/charge"), strings.NewReader(charge),
+		"Content-Type", "application/json", "X-API-Key", "wrong-key-000")
+	checkProblem(t, resp, body, http.StatusUnauthorized)
 	if resp, body := get(t, c, g.URL("/health")); resp.StatusCode != http.StatusOK {
 		t.Errorf("health: got %d %s, want 200", resp.StatusCode, body)
 	}
