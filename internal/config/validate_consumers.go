@@ -15,7 +15,7 @@ import (
 )
 
 // minAPIKeyLen is the shortest plain API key accepted.
-const minAPIKeyLen = 12
+const minAPIKeyLen = 8
 
 // minHMACSecretLen is the shortest HS* secret accepted, in bytes.
 const minHMACSecretLen = 32

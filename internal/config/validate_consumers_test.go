@@ -111,10 +111,10 @@ func TestValidateConsumers(t *testing.T) {
 			"consumers[0].tier: tiers are not available in this version; remove tier",
 		}},
 		{"api keys", []Consumer{
-			{Name: "a", Credentials: Credentials{APIKeys: []Secret{keyA, "short-key", "sha256:abc", ""}}},
+			{Name: "a", Credentials: Credentials{APIKeys: []Secret{keyA, "shortk", "sha256:abc", ""}}},
 			{Name: "b", Credentials: Credentials{APIKeys: []Secret{Secret(digestOf(keyA)), keyB, keyB}}},
 		}, []string{
-			"consumers[0].credentials.api_keys[1]: an API key must be at least 12 characters (or sha256: followed by 64 hex digits)",
+			"consumers[0].credentials.api_keys[1]: an API key must be at least 8 characters (or sha256: followed by 64 hex digits)",
 			"consumers[0].credentials.api_keys[2]: an API key digest must be sha256: followed by exactly 64 hex digits",
 			"consumers[0].credentials.api_keys[3]: must not be empty",
 			"consumers[1].credentials.api_keys[0]: the same key is already used by consumer a",
@@ -183,11 +183,11 @@ func TestValidateConsumers(t *testing.T) {
 // key, secret or password hash.
 func TestValidateConsumersNeverEchoSecrets(t *testing.T) {
 	t.Parallel()
-	secrets := []string{keyA, "short-key", "hunter2-plain", "hmac-too-short"}
+	secrets := []string{keyA, "shortk", "hunter2-plain", "hmac-too-short"}
 	c := validConfig()
 	c.Consumers = []Consumer{
 		{Name: "a", Credentials: Credentials{
-			APIKeys:   []Secret{keyA, "short-key"},
+			APIKeys:   []Secret{keyA, "shortk"},
 			JWT:       []JWTCredential{{Key: "k", Algorithm: "HS256", Secret: "hmac-too-short"}},
 			BasicAuth: []BasicCredential{{Username: "u", PasswordHash: "hunter2-plain"}},
 		}},

@@ -32,6 +32,8 @@ func TestExamplesValidate(t *testing.T) {
 		"PORTICO_DEMO_PAYMENT_URL=http://127.0.0.1:3002",
 		"BENCH_LISTEN=127.0.0.1:0",
 		"BENCH_UPSTREAM=http://127.0.0.1:3003",
+		"BENCH_API_KEY=bench-key",
+		"BENCH_TMP="+t.TempDir(),
 	)
 	for _, f := range files {
 		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {
