@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/portico-gateway/portico/internal/demo"
 	"github.com/portico-gateway/portico/internal/gateway"
 	"github.com/portico-gateway/portico/internal/observe"
+	"github.com/portico-gateway/portico/internal/plugins"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
@@ -105,7 +107,11 @@ func validate(args []string, stdout, stderr io.Writer) int {
 func check(file string) error {
 	cfg, err := config.Load(file)
 	if err != nil {
-		return err
+		if cfg == nil {
+			return err
+		}
+		// Report the plugin settings' errors in the same run.
+		return cfg.Report(errors.Join(err, gateway.CheckPlugins(cfg, plugins.NewRegistry())))
 	}
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	_, err = gateway.Check(cfg, discard)

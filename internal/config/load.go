@@ -39,9 +39,11 @@ func Load(path string) (*Config, error) {
 // messages), into a Config, applies the defaults and validates it.
 // ${VAR} and ${VAR:-default} in scalar values are looked up with lookupEnv
 // (os.LookupEnv when nil); "$${" writes a literal "${". On success Parse
-// returns the Config and nil; otherwise nil and every problem found, each a
-// *FieldError with file, line, column and key path, joined with errors.Join
-// and sorted by position.
+// returns the Config and nil. Otherwise it returns every problem found, each
+// a *FieldError with file, line, column and key path, joined with
+// errors.Join and sorted by position; the Config is then nil, or, when the
+// document could be decoded, the invalid config, which callers may only use
+// to look for more errors (such as the plugin settings) and never serve.
 func Parse(data []byte, file string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	if len(data) > MaxFileSize {
 		return nil, &FieldError{File: file, Msg: fmt.Sprintf("config is larger than %d MiB", MaxFileSize>>20)}
@@ -69,7 +71,12 @@ func Parse(data []byte, file string, lookupEnv func(string) (string, bool)) (*Co
 			errs = append(errs[:maxErrors], &FieldError{File: file, Line: last.Line, Col: last.Col,
 				Msg: fmt.Sprintf("too many errors; %d more not shown", n)})
 		}
-		return nil, errors.Join(errs...)
+		if d.stop {
+			return nil, errors.Join(errs...)
+		}
+		// The partly valid config lets callers look for more errors (the
+		// plugin settings) in the same run; it must not be served.
+		return c, errors.Join(errs...)
 	}
 	return c, nil
 }

@@ -67,9 +67,9 @@ func TestParseBadGolden(t *testing.T) {
 			if err == nil {
 				t.Fatal("got no error, want one")
 			}
-			if c != nil {
-				t.Error("got a config along with the error, want nil")
-			}
+			// An invalid config may come back, for further checks of its
+			// plugin settings only.
+			_ = c
 			assertLocated(t, err)
 			got := err.Error() + "\n"
 			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
@@ -239,8 +239,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("x: &x {<<: *x}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz.yaml", lookupTestEnv)
-		if (c == nil) == (err == nil) {
-			t.Fatalf("got config %v and error %v, want exactly one", c != nil, err)
+		if c == nil && err == nil {
+			t.Fatal("got neither a config nor an error")
 		}
 		if err != nil && err.Error() == "" {
 			t.Fatal("got an empty error message")

@@ -39,6 +39,15 @@ func appendLine(b []byte, r *http.Request, ex *plugin.Exchange, start time.Time,
 	b = appendEscaped(b, ex.Service)
 	b = append(b, `","upstream":"`...)
 	b = appendEscaped(b, ex.Upstream)
+	if ex.Consumer != nil {
+		b = append(b, `","consumer":"`...)
+		b = appendEscaped(b, ex.Consumer.Name)
+	}
+	if ex.Credential != "" {
+		// A credential id, never the secret (see plugin.Exchange).
+		b = append(b, `","credential":"`...)
+		b = appendEscaped(b, ex.Credential)
+	}
 	b = append(b, `","status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"bytes_in":`...)

@@ -19,12 +19,12 @@
 //
 // On success it sets ex.Subject (sub), ex.Claims, the claims_to_headers
 // headers, removes the token when hide_credentials is set, and records
-// When no remote key set could be fetched yet and no other key applies,
-// the token cannot be judged: the failure is a 503 with Retry-After.
-//
 // AuthPassed with the consumer of the matching consumer credential, or with
 // no consumer for tokens verified by static or remote keys; the gate then
 // admits the request and forwards only X-User-ID for it.
+//
+// When no remote key set could be fetched yet and no other key applies,
+// the token cannot be judged: the failure is a 503 with Retry-After.
 package jwt
 
 import (
