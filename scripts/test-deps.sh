@@ -3,8 +3,8 @@
 # nothing when it is already there. Runs as root or with sudo.
 set -euo pipefail
 need=()
-# Packages the tests use, as "command:package" (none beyond Go today).
-DEPS=()
+# Packages the tests use, as "command:package".
+DEPS=("redis-server:redis-server")
 for pair in "${DEPS[@]+"${DEPS[@]}"}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")

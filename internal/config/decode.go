@@ -40,10 +40,7 @@ var (
 // unavailableKeys are keys of features that a later version of Portico
 // will offer. Naming one gets a clear message instead of a did-you-mean.
 // Remove an entry when its feature ships.
-var unavailableKeys = map[string]bool{
-	"store": true,
-	"tiers": true,
-}
+var unavailableKeys = map[string]bool{}
 
 // DecodeNode decodes n strictly into out, which must be a non-nil pointer,
 // usually to a plugin's Spec already holding its defaults: keys absent from

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Default values that ApplyDefaults fills in where a config leaves a field
 // empty or zero. Documentation and other packages refer to these names.
@@ -37,6 +40,17 @@ const (
 	DefaultMaxIdleConns = 256
 	// DefaultIdleConnTimeout closes idle upstream connections.
 	DefaultIdleConnTimeout = Duration(60 * time.Second)
+	// DefaultRedisTimeout bounds each call to the Redis store.
+	DefaultRedisTimeout = Duration(50 * time.Millisecond)
+	// DefaultRedisOnError is what rate limits do while Redis is unreachable.
+	DefaultRedisOnError = "fail_open"
+	// DefaultRedisInstances is the number of gateway instances assumed to
+	// share the limits.
+	DefaultRedisInstances = 1
+	// DefaultRedisKeyPrefix starts every Redis key Portico writes.
+	DefaultRedisKeyPrefix = "portico:"
+	// DefaultRateLimitAlgorithm is the algorithm of a rate limit.
+	DefaultRateLimitAlgorithm = "gcra"
 )
 
 // ApplyDefaults fills every empty or zero field that has a default (see
@@ -70,6 +84,42 @@ func (c *Config) ApplyDefaults() {
 		setDefault(&svc.MaxIdleConns, DefaultMaxIdleConns)
 		setDefault(&svc.IdleConnTimeout, DefaultIdleConnTimeout)
 	}
+	if c.Store != nil && c.Store.Redis != nil {
+		r := c.Store.Redis
+		setDefault(&r.Timeout, DefaultRedisTimeout)
+		setDefault(&r.OnError, DefaultRedisOnError)
+		setDefault(&r.Instances, DefaultRedisInstances)
+		setDefault(&r.KeyPrefix, DefaultRedisKeyPrefix)
+	}
+	for name, t := range c.Tiers {
+		for i := range t.RateLimit.Limits {
+			t.RateLimit.Limits[i].ApplyDefaults()
+		}
+		c.Tiers[name] = t
+	}
+}
+
+// ApplyDefaults fills a rate limit's empty fields: Algorithm "gcra", Burst
+// = Limit, and Name = the window ("1m0s" is written "1m"). Plugins call it
+// for the limits in their own settings.
+func (r *RateLimit) ApplyDefaults() {
+	setDefault(&r.Algorithm, DefaultRateLimitAlgorithm)
+	setDefault(&r.Burst, r.Limit)
+	if r.Name == "" && r.Window > 0 {
+		r.Name = WindowName(r.Window.D())
+	}
+}
+
+// WindowName writes a window compactly: "1s", "1m", "1h", "90s", "1h30m".
+func WindowName(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
 }
 
 func setDefault[T comparable](field *T, def T) {

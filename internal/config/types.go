@@ -41,6 +41,11 @@ type Config struct {
 	Services []Service `yaml:"services"`
 	// Routes map requests to services. See Match for priorities.
 	Routes []Route `yaml:"routes"`
+	// Store configures where shared state (rate-limit counters) lives.
+	// Without it, state is kept in this process's memory.
+	Store *Store `yaml:"store"`
+	// Tiers name rate-limit levels that consumers refer to with their tier.
+	Tiers map[string]Tier `yaml:"tiers"`
 	// Consumers are the known callers (applications or users) and their
 	// credentials. Authentication plugins identify the consumer of a
 	// request; its id, name and groups are forwarded upstream.
@@ -211,6 +216,68 @@ type PathRewrite struct {
 	Replacement string `yaml:"replacement"`
 }
 
+// Store configures shared state.
+type Store struct {
+	// Redis makes rate limits exact across every gateway instance that
+	// shares it.
+	Redis *Redis `yaml:"redis"`
+}
+
+// Redis configures the Redis (or Valkey, or Redis Cluster) store.
+type Redis struct {
+	// URL is redis://[user:password@]host:port[/db] or rediss:// for TLS.
+	// Exactly one of URL and Addrs is required.
+	URL Secret `yaml:"url"`
+	// Addrs are Redis Cluster seed nodes ("host:port").
+	Addrs []string `yaml:"addrs"`
+	// Password for Addrs (URL carries its own).
+	Password Secret `yaml:"password"`
+	// Timeout bounds each Redis call. Default 50ms.
+	Timeout Duration `yaml:"timeout"`
+	// OnError is fail_open (default: allow, limited by a local limiter that
+	// takes a per-instance share of the limit) or fail_closed (503).
+	OnError string `yaml:"on_error"`
+	// Instances is the number of gateway instances sharing the limits, used
+	// for the local share while Redis is unreachable. Default 1.
+	Instances int `yaml:"instances"`
+	// KeyPrefix starts every key Portico writes. Default "portico:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// PoolSize bounds connections per node. Default 10 per CPU.
+	PoolSize int `yaml:"pool_size"`
+}
+
+// Tier is a named service level.
+type Tier struct {
+	// RateLimit is the tier's limits; empty with unlimited: true means no
+	// limit.
+	RateLimit TierLimits `yaml:"rate_limit"`
+}
+
+// TierLimits are the limits of one tier.
+type TierLimits struct {
+	// Limits apply together (for example 10/s and 1000/min).
+	Limits []RateLimit `yaml:"limits"`
+	// Unlimited exempts the tier from rate limits.
+	Unlimited bool `yaml:"unlimited"`
+}
+
+// RateLimit is one limit: Limit requests per Window, with Burst extra
+// requests allowed at once (gcra only).
+type RateLimit struct {
+	// Name distinguishes limits of one plugin in headers, metrics and
+	// counter keys. Default: the window, e.g. "1m".
+	Name string `yaml:"name"`
+	// Limit is the number of requests per window. Required, >= 1.
+	Limit int64 `yaml:"limit"`
+	// Window is the period. Required, 1s..24h.
+	Window Duration `yaml:"window"`
+	// Burst is how many requests above the smooth rate may arrive at once
+	// (gcra). Default: Limit (a full window may be spent at once).
+	Burst int64 `yaml:"burst"`
+	// Algorithm is gcra (default), sliding_window or fixed_window.
+	Algorithm string `yaml:"algorithm"`
+}
+
 // Consumer is one known caller.
 type Consumer struct {
 	// Name identifies the consumer (X-Consumer-Name upstream). Required,
@@ -220,8 +287,7 @@ type Consumer struct {
 	ID string `yaml:"id"`
 	// Groups are labels for the acl plugin (X-Consumer-Groups upstream).
 	Groups []string `yaml:"groups"`
-	// Tier names the consumer's rate-limit tier; tiers are not available in
-	// this version, so it must be empty.
+	// Tier names the consumer's rate-limit tier (a key of tiers).
 	Tier string `yaml:"tier"`
 	// Credentials are the ways this consumer can authenticate.
 	Credentials Credentials `yaml:"credentials"`

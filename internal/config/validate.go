@@ -34,6 +34,7 @@ func (c *Config) validate() []error {
 	v.services()
 	v.routes()
 	v.consumers()
+	v.rateLimits()
 	for _, e := range v.errs {
 		c.Locate(e)
 	}

@@ -57,9 +57,7 @@ func (v *validator) consumers() {
 				v.errf(gp, "group must not contain commas, control characters or surrounding spaces")
 			}
 		}
-		if c.Tier != "" {
-			v.errf(p.Key("tier"), "tiers are not available in this version; remove tier")
-		}
+		v.tierRef(p.Key("tier"), c.Tier)
 		owner := c.Name
 		if owner == "" {
 			owner = p.String()

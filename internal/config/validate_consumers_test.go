@@ -108,7 +108,7 @@ func TestValidateConsumers(t *testing.T) {
 		{"groups and tier", []Consumer{{Name: "a", Groups: []string{"ok", "", "a,b"}, Tier: "free"}}, []string{
 			"consumers[0].groups[1]: group must not be empty",
 			"consumers[0].groups[2]: group must not contain commas, control characters or surrounding spaces",
-			"consumers[0].tier: tiers are not available in this version; remove tier",
+			"consumers[0].tier: unknown tier \"free\"; no tiers are defined (tier must name a key of tiers)",
 		}},
 		{"api keys", []Consumer{
 			{Name: "a", Credentials: Credentials{APIKeys: []Secret{keyA, "shortk", "sha256:abc", ""}}},

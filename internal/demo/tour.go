@@ -72,9 +72,15 @@ func Tour(gatewayURL, adminURL string) string {
 	line()
 	line("  # 8. Request ids: yours comes back in X-Request-ID and reaches the service (caller.request_id)")
 	line("  curl -si ", g, `/api/orders/1 -H "Authorization: Bearer $TOKEN" -H 'X-Request-ID: my-id'`)
+	line()
+	line("  # 9. Logins are limited to 10 per second per client address, in bursts of up to 20:")
+	line("  #    paste these lines together: the last quick attempts get 429, with RateLimit-* and Retry-After")
+	line("  for i in $(seq 25); do curl -s -o /dev/null -w '%{http_code} ' \\")
+	line("    -X POST ", g, "/api/auth/login -d '{}'; done; echo")
+	line("  curl -i -X POST ", g, "/api/auth/login -d '{}'")
 	if a != "" {
 		line()
-		line("  # 9. Prometheus metrics")
+		line("  # 10. Prometheus metrics")
 		line("  curl -s ", a, "/metrics")
 	}
 	line()

@@ -23,6 +23,8 @@ func TestTour(t *testing.T) {
 		tourChargeBody,
 		gw + "/api/orders/999",
 		"-H 'X-Request-ID: my-id'",
+		"for i in $(seq 25); do curl -s -o /dev/null -w '%{http_code} ' \\\n    -X POST " + gw + "/api/auth/login -d '{}'; done; echo",
+		"curl -i -X POST " + gw + "/api/auth/login -d '{}'",
 		admin + "/metrics",
 	} {
 		if !strings.Contains(tour, want) {

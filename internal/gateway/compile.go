@@ -77,7 +77,12 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	if shared == nil {
 		shared = plugin.NewShared()
 	}
+	// The gate's default identity headers are removed on every route, even
+	// when no route authenticates, so no upstream can be fooled by them.
 	identity := make(map[string]bool)
+	if r, ok := d.Plugins.Lookup(authGate); ok {
+		collectIdentityHeaders(identity, []plugin.Configured{{Reg: r, Spec: r.Spec()}})
+	}
 
 	s := &Snapshot{
 		cfg:        cfg,
@@ -153,6 +158,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		h, err := plugin.Chain(chain, plugin.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 			Consumers: consumers, Shared: shared,
+			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry(),
 		}, px)
 		if err != nil {
 			errs = append(errs, err)
@@ -189,7 +195,8 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			unrouted = append(unrouted, c)
 		}
 	}
-	env := plugin.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared}
+	env := plugin.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared,
+		Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry()}
 	for _, u := range []struct {
 		h      *http.Handler
 		status int
@@ -305,6 +312,23 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// CheckPlugins decodes and validates every plugin's settings in cfg without
+// compiling anything else. `portico validate` uses it to report plugin
+// errors together with the errors of a config that failed validation.
+func CheckPlugins(cfg *config.Config, reg *plugin.Registry) error {
+	_, err := decodeGlobal(cfg, reg)
+	errs := []error{err}
+	for _, sc := range cfg.Services {
+		_, err := reg.Decode(cfg, sc.Plugins, plugin.ScopeService)
+		errs = append(errs, err)
+	}
+	for _, rc := range cfg.Routes {
+		_, err := reg.Decode(cfg, rc.Plugins, plugin.ScopeRoute)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Check compiles cfg against throwaway registries and discards the result:

@@ -170,7 +170,7 @@ func TestCompileReportsPluginErrorsWithPosition(t *testing.T) {
 	yaml := baseYAML + `
 plugins:
   request_idd: {}
-  rate_limit: {}
+  cors: {}
   body_limit: { max: lots }
 `
 	_, err := compileYAML(t, yaml, "http://127.0.0.1:1")
@@ -180,7 +180,7 @@ plugins:
 	got := err.Error()
 	for _, want := range []string{
 		`test.yaml:21:3: plugins.request_idd: unknown plugin "request_idd"; did you mean "request_id"?`,
-		`test.yaml:22:3: plugins.rate_limit: plugin "rate_limit" (rate limiting) is not available in this version`,
+		`test.yaml:22:3: plugins.cors: plugin "cors" (CORS) is not available in this version`,
 		`plugins.body_limit.max: invalid size "lots"`,
 	} {
 		if !strings.Contains(got, want) {
@@ -244,5 +244,29 @@ func TestPanicInChainAnswers500(t *testing.T) {
 	}
 	if strings.Contains(w.Body.String(), "plugin bug") {
 		t.Errorf("got panic text in the response: %s", w.Body)
+	}
+}
+
+// TestIdentityHeadersStrippedWithoutAuth: even a config with no
+// authentication at all never forwards client-sent identity headers.
+func TestIdentityHeadersStrippedWithoutAuth(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"X-Consumer-Id", "X-Consumer-Name", "X-Consumer-Groups", "X-User-Id", "X-Anonymous-Consumer"} {
+			if v := r.Header.Get(h); v != "" {
+				t.Errorf("upstream got forged %s: %q", h, v)
+			}
+		}
+	}))
+	defer up.Close()
+	s := mustCompile(t, baseYAML, up.URL)
+	r := httptest.NewRequest("GET", "/api/exact", nil)
+	r.RemoteAddr = "192.0.2.10:4000"
+	for _, h := range []string{"X-Consumer-ID", "X-Consumer-Name", "X-Consumer-Groups", "X-User-ID", "X-Anonymous-Consumer"} {
+		r.Header.Set(h, "forged")
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Fatalf("got %d, want 200", w.Code)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Middleware wraps the next handler of the chain. It is plain net/http so
@@ -45,6 +46,7 @@ const (
 	PhaseCORS              Phase = 40  // answers preflight before auth
 	PhaseCompression       Phase = 50  // encodes whatever the inner phases answer
 	PhaseLimits            Phase = 60  // request size limits
+	PhaseRateLimitEarly    Phase = 65  // ip_rate_limit: per-address limits before credentials are checked
 	PhaseAuthenticate      Phase = 70  // jwt, key_auth, basic_auth, introspection: record, never refuse
 	PhaseAuthGate          Phase = 75  // auth: admits (any/all, anonymous) or refuses, sets identity headers
 	PhaseAuthorize         Phase = 80  // acl
@@ -115,6 +117,13 @@ type BuildEnv struct {
 	Consumers *consumer.Registry
 	// Shared holds state that outlives a snapshot (key sets, token caches).
 	Shared *Shared
+	// Store is the config's shared-state store (nil: keep state in memory).
+	Store *config.Store
+	// Tiers are the config's rate-limit tiers, by name.
+	Tiers map[string]config.Tier
+	// Metrics registers a plugin's Prometheus collectors (nil: no metrics).
+	// Collectors that outlive a snapshot are created once, in Shared.
+	Metrics prometheus.Registerer
 }
 
 // LogSinks hands out shared, reference-counted log outputs that survive

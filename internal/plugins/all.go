@@ -13,6 +13,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/introspection"
 	"github.com/portico-gateway/portico/internal/plugins/jwt"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
+	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
 	"github.com/portico-gateway/portico/internal/plugins/requestid"
 )
 
@@ -28,13 +29,14 @@ func All() []plugin.Registration {
 		introspection.Registration(),
 		authgate.Registration(),
 		acl.Registration(),
+		ratelimit.IPRegistration(),
+		ratelimit.Registration(),
 	}
 }
 
 // Planned names plugins that later versions add, so a config that uses one
 // gets "not available in this version" rather than "unknown plugin".
 var Planned = map[string]string{
-	"rate_limit":         "rate limiting",
 	"cors":               "CORS",
 	"compression":        "response compression",
 	"request_transform":  "request transformation",

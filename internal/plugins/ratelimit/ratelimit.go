@@ -1,0 +1,359 @@
+// Package ratelimit implements two plugins.
+//
+// rate_limit (phase PhaseRateLimit, after authentication) limits requests
+// per key: the client address, the consumer, the credential, the route, a
+// header or a token claim, or a combination. Its limits come from its own
+// settings or, with tier: true, from the consumer's tier.
+//
+// ip_rate_limit (phase PhaseRateLimitEarly, before authentication) limits
+// requests per client address only, so floods are refused before any
+// credential is checked.
+//
+// Counters live in a limiter that outlives config reloads (in memory, or
+// in Redis when store.redis is set). Every counter key is namespaced by
+// where the plugin was configured:
+//
+//	rl:route:<route>:<limit>:<key>    on a route
+//	rl:service:<service>:<limit>:<key> on a service
+//	rl:global::<limit>:<key>           in the global plugins
+//	rl:shared:<share>:<limit>:<key>    with share: NAME
+//
+// so two routes never count together unless they set the same share.
+// Allowed responses carry RateLimit-Limit, RateLimit-Remaining and
+// RateLimit-Reset for the most restrictive limit; refused ones get 429 with
+// Retry-After and a problem JSON body.
+package ratelimit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/problem"
+	engine "github.com/portico-gateway/portico/internal/ratelimit"
+)
+
+// Names of the two plugins.
+const (
+	Name   = "rate_limit"
+	IPName = "ip_rate_limit"
+)
+
+// Registration declares the rate_limit plugin.
+func Registration() plugin.Registration {
+	return plugin.Registration{
+		Name:  Name,
+		Phase: plugin.PhaseRateLimit,
+		Spec:  func() plugin.Spec { return &Spec{Headers: true} },
+		Build: func(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+			sp := s.(*Spec)
+			keys, err := parseKeys(&sp.Key, config.Path{}.Key("key"))
+			if err != nil {
+				return nil, err
+			}
+			return build(settings{limits: sp.Limits, tier: sp.Tier, keys: keys, share: sp.Share,
+				headers: sp.Headers, xHeaders: sp.XHeaders, concurrency: sp.Concurrency}, env)
+		},
+	}
+}
+
+// IPRegistration declares the ip_rate_limit plugin.
+func IPRegistration() plugin.Registration {
+	return plugin.Registration{
+		Name:  IPName,
+		Phase: plugin.PhaseRateLimitEarly,
+		Spec:  func() plugin.Spec { return &IPSpec{Headers: true} },
+		Build: func(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+			sp := s.(*IPSpec)
+			return build(settings{limits: sp.Limits, keys: []keyPart{{kind: keyIP}}, share: sp.Share,
+				headers: sp.Headers, xHeaders: sp.XHeaders}, env)
+		},
+	}
+}
+
+// settings are what both plugins share once decoded.
+type settings struct {
+	limits            []config.RateLimit
+	tier              bool
+	keys              []keyPart
+	share             string
+	headers, xHeaders bool
+	concurrency       int
+}
+
+// policy is the compiled limits of one caller class.
+type policy struct {
+	unlimited bool
+	rules     []compiledRule
+}
+
+type compiledRule struct {
+	rule   engine.Rule
+	prefix string // "rl:<namespace>:<limit name>:"
+}
+
+type limiter struct {
+	lim         engine.Limiter
+	namespace   string
+	base        policy
+	tiers       map[string]policy // nil unless tier: true
+	keys        []keyPart
+	headers     bool
+	xHeaders    bool
+	concurrency int64
+	inflight    *inflight
+	metrics     *metrics
+	route       string
+}
+
+func build(s settings, env *plugin.BuildEnv) (plugin.Middleware, error) {
+	shared := env.Shared
+	if shared == nil {
+		shared = plugin.NewShared()
+	}
+	lim, err := limiterFor(shared, env.Store)
+	if err != nil {
+		return nil, err
+	}
+	l := &limiter{
+		lim:      lim,
+		keys:     s.keys,
+		headers:  s.headers,
+		xHeaders: s.xHeaders,
+		metrics:  metricsFor(shared, env.Metrics),
+		route:    env.Route,
+	}
+	switch {
+	case s.share != "":
+		l.namespace = "shared:" + s.share
+	case env.Scope == plugin.ScopeRoute:
+		l.namespace = "route:" + env.Route
+	case env.Scope == plugin.ScopeService:
+		l.namespace = "service:" + env.Service
+	default:
+		l.namespace = "global:"
+	}
+	l.base = l.compile("", s.limits)
+	if s.tier {
+		l.tiers = make(map[string]policy, len(env.Tiers))
+		for name, t := range env.Tiers {
+			if t.RateLimit.Unlimited {
+				l.tiers[name] = policy{unlimited: true}
+				continue
+			}
+			l.tiers[name] = l.compile("tier."+name+".", t.RateLimit.Limits)
+		}
+	}
+	if s.concurrency > 0 {
+		l.concurrency = int64(s.concurrency)
+		l.inflight = shared.Get("ratelimit:inflight", func() any { return newInflight() }).(*inflight)
+	}
+	return l.middleware, nil
+}
+
+func (l *limiter) compile(namePrefix string, limits []config.RateLimit) policy {
+	p := policy{unlimited: len(limits) == 0}
+	for _, c := range limits {
+		c.ApplyDefaults()
+		name := namePrefix + c.Name
+		p.rules = append(p.rules, compiledRule{
+			rule: engine.Rule{Name: name, Limit: c.Limit, Window: c.Window.D(), Burst: c.Burst,
+				Algorithm: algorithm(c.Algorithm)},
+			prefix: "rl:" + l.namespace + ":" + name + ":",
+		})
+	}
+	return p
+}
+
+func algorithm(s string) engine.Algorithm {
+	switch s {
+	case "sliding_window":
+		return engine.SlidingWindow
+	case "fixed_window":
+		return engine.FixedWindow
+	default:
+		return engine.GCRA
+	}
+}
+
+func (l *limiter) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := plugin.FromContext(r.Context())
+		if ex == nil {
+			ex = &plugin.Exchange{}
+		}
+		key := l.key(r, ex)
+		if l.inflight != nil {
+			ckey := "rl:" + l.namespace + ":concurrency:" + key
+			if !l.inflight.acquire(ckey, l.concurrency) {
+				l.metrics.decision(l.route, "concurrency", false)
+				w.Header().Set("Retry-After", "1")
+				problem.Write(w, r, http.StatusServiceUnavailable, "",
+					"too many requests in flight for this caller; retry shortly")
+				return
+			}
+			defer l.inflight.release(ckey)
+		}
+		pol := l.base
+		if l.tiers != nil && ex.Consumer != nil && ex.Consumer.Tier != "" {
+			if tp, ok := l.tiers[ex.Consumer.Tier]; ok {
+				pol = tp
+			}
+		}
+		if pol.unlimited {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var shown engine.Decision
+		var denied *engine.Decision
+		for i, cr := range pol.rules {
+			start := time.Now()
+			d, err := l.lim.Allow(r.Context(), cr.prefix+key, cr.rule)
+			l.metrics.store(time.Since(start), err)
+			if err != nil {
+				w.Header().Set("Retry-After", "1")
+				detail := "the rate limit could not be checked; retry shortly"
+				if !errors.Is(err, engine.ErrUnavailable) {
+					detail = "the rate limit could not be checked"
+				}
+				problem.Write(w, r, http.StatusServiceUnavailable, "", detail)
+				return
+			}
+			l.metrics.decision(l.route, cr.rule.Name, d.Allowed)
+			if !d.Allowed {
+				if denied == nil || d.RetryAfter > denied.RetryAfter {
+					dd := d
+					denied = &dd
+				}
+				continue
+			}
+			if i == 0 || d.Remaining < shown.Remaining || d.Remaining == shown.Remaining && d.Reset > shown.Reset {
+				shown = d
+			}
+		}
+		if denied != nil {
+			l.setHeaders(w.Header(), *denied)
+			w.Header().Set("Retry-After", seconds(denied.RetryAfter))
+			problem.Write(w, r, http.StatusTooManyRequests, "",
+				"rate limit exceeded; retry after "+seconds(denied.RetryAfter)+" seconds")
+			return
+		}
+		l.setHeaders(w.Header(), shown)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (l *limiter) setHeaders(h http.Header, d engine.Decision) {
+	limit, remaining, reset := strconv.FormatInt(d.Limit, 10), strconv.FormatInt(max(d.Remaining, 0), 10), resetSeconds(d.Reset)
+	if l.headers {
+		h.Set("RateLimit-Limit", limit)
+		h.Set("RateLimit-Remaining", remaining)
+		h.Set("RateLimit-Reset", reset)
+	}
+	if l.xHeaders {
+		h.Set("X-RateLimit-Limit", limit)
+		h.Set("X-RateLimit-Remaining", remaining)
+		h.Set("X-RateLimit-Reset", reset)
+	}
+}
+
+// seconds writes d in whole seconds, rounded up, at least 1 (Retry-After).
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+}
+
+// resetSeconds writes d in whole seconds, rounded up (0 when restored).
+func resetSeconds(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}
+
+// maxKeyPart bounds a caller-supplied key part; longer values are hashed.
+const maxKeyPart = 128
+
+// key builds the counter key of the request from the configured parts.
+func (l *limiter) key(r *http.Request, ex *plugin.Exchange) string {
+	var b strings.Builder
+	for i, kp := range l.keys {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		switch kp.kind {
+		case keyIP:
+			writeIP(&b, ex)
+		case keyConsumer:
+			if ex.Consumer != nil && ex.Consumer.ID != "" {
+				b.WriteString("consumer=")
+				writeValue(&b, ex.Consumer.ID)
+			} else {
+				writeIP(&b, ex)
+			}
+		case keyCredential:
+			if ex.Credential != "" {
+				b.WriteString("credential=")
+				writeValue(&b, ex.Credential)
+			} else {
+				writeIP(&b, ex)
+			}
+		case keyRoute:
+			b.WriteString("route=")
+			b.WriteString(ex.Route)
+		case keyHeader:
+			if v := r.Header.Get(kp.name); v != "" {
+				b.WriteString("header=")
+				writeValue(&b, v)
+			} else {
+				writeIP(&b, ex)
+			}
+		case keyClaim:
+			if v, ok := claimString(ex.Claims[kp.name]); ok {
+				b.WriteString("claim=")
+				writeValue(&b, v)
+			} else {
+				writeIP(&b, ex)
+			}
+		}
+	}
+	return b.String()
+}
+
+func writeIP(b *strings.Builder, ex *plugin.Exchange) {
+	b.WriteString("ip=")
+	if ex.ClientIP.IsValid() {
+		b.WriteString(ex.ClientIP.Unmap().String())
+	} else {
+		b.WriteString("unknown")
+	}
+}
+
+// writeValue writes a caller-supplied value; long ones as their hash so
+// keys stay short.
+func writeValue(b *strings.Builder, v string) {
+	if len(v) <= maxKeyPart {
+		b.WriteString(v)
+		return
+	}
+	sum := sha256.Sum256([]byte(v))
+	b.WriteString("sha256:")
+	b.WriteString(hex.EncodeToString(sum[:]))
+}
+
+func claimString(v any) (string, bool) {
+	switch c := v.(type) {
+	case string:
+		return c, c != ""
+	case float64:
+		return strconv.FormatFloat(c, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(c), true
+	}
+	return "", false
+}

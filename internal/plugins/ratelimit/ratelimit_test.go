@@ -1,0 +1,587 @@
+package ratelimit_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/plugins/authtest"
+	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
+	engine "github.com/portico-gateway/portico/internal/ratelimit"
+	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// clock is a manual clock for the memory limiter.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// route is one route of a test gateway: its path prefix and its plugins.
+type route struct {
+	name    string
+	plugins []plugin.Configured
+}
+
+// gateway is a real edge server in front of per-route chains and a real
+// upstream. The edge plays the part of the gateway's edge and of the
+// authentication phase: the client address is the TCP peer unless the
+// test header X-Test-Peer names another (the edge decides, never the
+// plugin), and X-Test-Consumer ("id" or "id/tier"), X-Test-Credential and
+// X-Test-Claim-NAME set the identity an authentication plugin would.
+type gateway struct {
+	url     string
+	block   chan struct{} // requests to /*/slow wait on it in the upstream
+	entered chan struct{}
+}
+
+type setup struct {
+	routes  []route
+	shared  *plugin.Shared
+	tiers   map[string]config.Tier
+	metrics prometheus.Registerer
+	store   *config.Store
+	scope   plugin.Scope // default ScopeRoute
+}
+
+func start(t *testing.T, s setup) *gateway {
+	t.Helper()
+	g := &gateway{block: make(chan struct{}), entered: make(chan struct{}, 16)}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/slow") {
+			g.entered <- struct{}{}
+			<-g.block
+		}
+		_, _ = io.WriteString(w, "upstream")
+	}))
+	t.Cleanup(up.Close)
+	upURL := up.URL
+	proxy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, upURL+r.URL.Path, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+	if s.shared == nil {
+		s.shared = plugin.NewShared()
+	}
+	if s.scope == 0 {
+		s.scope = plugin.ScopeRoute
+	}
+	handlers := make(map[string]http.Handler)
+	for _, rt := range s.routes {
+		chain := make([]plugin.Configured, len(rt.plugins))
+		for i, c := range rt.plugins {
+			c.Scope = s.scope
+			chain[i] = c
+		}
+		h, err := plugin.Chain(chain, plugin.BuildEnv{Route: rt.name, Service: "svc", Shared: s.shared,
+			Tiers: s.tiers, Metrics: s.metrics, Store: s.store}, proxy)
+		if err != nil {
+			t.Fatalf("build chain: %s", err.Error())
+		}
+		handlers[rt.name] = h
+	}
+	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		h, ok := handlers[name]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		ip, _ := netip.ParseAddr(host)
+		if p := r.Header.Get("X-Test-Peer"); p != "" {
+			ip = netip.MustParseAddr(p)
+		}
+		ex := &plugin.Exchange{Start: time.Now(), ClientIP: ip, Route: name, Service: "svc", RequestID: "req-1"}
+		if c := r.Header.Get("X-Test-Consumer"); c != "" {
+			id, tier, _ := strings.Cut(c, "/")
+			ex.Consumer = &consumer.Consumer{Name: id, ID: id, Tier: tier}
+		}
+		ex.Credential = r.Header.Get("X-Test-Credential")
+		for k, v := range r.Header {
+			if claim, ok := strings.CutPrefix(k, "X-Test-Claim-"); ok {
+				if ex.Claims == nil {
+					ex.Claims = make(map[string]any)
+				}
+				ex.Claims[strings.ToLower(claim)] = v[0]
+			}
+		}
+		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+	}))
+	t.Cleanup(edge.Close)
+	g.url = edge.URL
+	return g
+}
+
+// memory puts a memory limiter with a manual clock in shared.
+func memory(shared *plugin.Shared, c *clock) {
+	shared.Get(ratelimit.MemoryKey, func() any { return engine.NewMemory(engine.MemoryOptions{Now: c.Now, SweepInterval: -1}) })
+}
+
+type result struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t *testing.T, g *gateway, path string, header ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, g.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{resp.StatusCode, resp.Header, string(b)}
+}
+
+func rl(t *testing.T, src string) plugin.Configured {
+	t.Helper()
+	return authtest.Configure(t, ratelimit.Registration(), src)
+}
+
+func iprl(t *testing.T, src string) plugin.Configured {
+	t.Helper()
+	return authtest.Configure(t, ratelimit.IPRegistration(), src)
+}
+
+// statuses sends n requests and returns their statuses joined by spaces.
+func statuses(t *testing.T, g *gateway, n int, path string, header ...string) string {
+	t.Helper()
+	var out []string
+	for range n {
+		out = append(out, strconv.Itoa(do(t, g, path, header...).status))
+	}
+	return strings.Join(out, " ")
+}
+
+func TestHeadersThroughASequence(t *testing.T) {
+	t.Parallel()
+	c, shared := newClock(), plugin.NewShared()
+	memory(shared, c)
+	g := start(t, setup{shared: shared, routes: []route{{"a", []plugin.Configured{
+		rl(t, "{limits: [{limit: 3, window: 1m}], key: ip, x_headers: true}")}}}})
+	type want struct {
+		status                    int
+		limit, remaining, retry   string
+		xLimit, xRemaining, reset string
+	}
+	steps := []struct {
+		advance time.Duration
+		want    want
+	}{
+		{0, want{200, "3", "2", "", "3", "2", "20"}},
+		{0, want{200, "3", "1", "", "3", "1", "40"}},
+		{0, want{200, "3", "0", "", "3", "0", "60"}},
+		{0, want{429, "3", "0", "20", "3", "0", "60"}},
+		{19 * time.Second, want{429, "3", "0", "1", "3", "0", "41"}},
+		{time.Second, want{200, "3", "0", "", "3", "0", "60"}},
+		{40 * time.Second, want{200, "3", "1", "", "3", "1", "40"}},
+	}
+	for i, st := range steps {
+		c.Advance(st.advance)
+		r := do(t, g, "/a/x")
+		got := want{r.status, r.header.Get("RateLimit-Limit"), r.header.Get("RateLimit-Remaining"), r.header.Get("Retry-After"),
+			r.header.Get("X-RateLimit-Limit"), r.header.Get("X-RateLimit-Remaining"), r.header.Get("RateLimit-Reset")}
+		if got != st.want {
+			t.Errorf("step %d: got %+v, want %+v", i, got, st.want)
+		}
+		if r.status == http.StatusTooManyRequests {
+			var p struct {
+				Status    int    `json:"status"`
+				RequestID string `json:"request_id"`
+			}
+			if err := json.Unmarshal([]byte(r.body), &p); err != nil || p.Status != 429 || p.RequestID != "req-1" {
+				t.Errorf("step %d: got body %s, want problem JSON with status 429 and request_id", i, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("step %d: got Content-Type %q, want application/problem+json", i, ct)
+			}
+		}
+	}
+}
+
+func TestMostRestrictiveLimitIsReported(t *testing.T) {
+	t.Parallel()
+	c, shared := newClock(), plugin.NewShared()
+	memory(shared, c)
+	g := start(t, setup{shared: shared, routes: []route{{"a", []plugin.Configured{
+		rl(t, "{limits: [{name: second, limit: 10, window: 1s}, {name: minute, limit: 3, window: 1m}], key: ip}")}}}})
+	r := do(t, g, "/a")
+	if got := r.header.Get("RateLimit-Limit") + "/" + r.header.Get("RateLimit-Remaining"); got != "3/2" {
+		t.Errorf("got limit/remaining %s, want 3/2 (the minute limit)", got)
+	}
+	if got := statuses(t, g, 3, "/a"); got != "200 200 429" {
+		t.Errorf("got %s, want 200 200 429", got)
+	}
+}
+
+func TestNoHeadersWhenOff(t *testing.T) {
+	t.Parallel()
+	g := start(t, setup{routes: []route{{"a", []plugin.Configured{rl(t, "{limits: [{limit: 1, window: 1m}], headers: false}")}}}})
+	r := do(t, g, "/a")
+	if r.status != 200 || r.header.Get("RateLimit-Limit") != "" {
+		t.Errorf("got %d with RateLimit-Limit %q, want 200 without it", r.status, r.header.Get("RateLimit-Limit"))
+	}
+	if r := do(t, g, "/a"); r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Errorf("got %d with Retry-After %q, want 429 with Retry-After", r.status, r.header.Get("Retry-After"))
+	}
+}
+
+func TestRoutesCountApartUnlessShared(t *testing.T) {
+	t.Parallel()
+	spec := "{limits: [{limit: 2, window: 1m}], key: ip}"
+	shared := "{limits: [{limit: 2, window: 1m}], key: ip, share: pool}"
+	g := start(t, setup{routes: []route{
+		{"a", []plugin.Configured{rl(t, spec)}},
+		{"b", []plugin.Configured{rl(t, spec)}},
+		{"c", []plugin.Configured{rl(t, shared)}},
+		{"d", []plugin.Configured{rl(t, shared)}},
+	}})
+	if got := statuses(t, g, 3, "/a"); got != "200 200 429" {
+		t.Errorf("route a: got %s, want 200 200 429", got)
+	}
+	if got := statuses(t, g, 3, "/b"); got != "200 200 429" {
+		t.Errorf("route b after a: got %s, want 200 200 429 (its own counter)", got)
+	}
+	if got := statuses(t, g, 1, "/c") + " " + statuses(t, g, 2, "/d"); got != "200 200 429" {
+		t.Errorf("routes c and d with share: got %s, want 200 200 429 (one counter)", got)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		key  string
+		// same and other are headers of two requests; after one request
+		// with same, another with same is refused and one with other is
+		// allowed.
+		same, other []string
+	}{
+		{"ip", "ip", []string{"X-Test-Peer", "10.0.0.1"}, []string{"X-Test-Peer", "10.0.0.2"}},
+		{"consumer", "consumer", []string{"X-Test-Consumer", "alice", "X-Test-Peer", "10.0.0.1"},
+			[]string{"X-Test-Consumer", "bob", "X-Test-Peer", "10.0.0.1"}},
+		{"consumer across addresses", "consumer", []string{"X-Test-Consumer", "alice"},
+			[]string{"X-Test-Consumer", "alice2"}},
+		{"consumer falls back to ip", "consumer", []string{"X-Test-Peer", "10.0.0.1"}, []string{"X-Test-Peer", "10.0.0.2"}},
+		{"credential", "credential", []string{"X-Test-Credential", "key_auth:aaa"}, []string{"X-Test-Credential", "key_auth:bbb"}},
+		{"header", "header:x-tenant", []string{"X-Tenant", "t1"}, []string{"X-Tenant", "t2"}},
+		{"claim", "claim:org", []string{"X-Test-Claim-Org", "o1"}, []string{"X-Test-Claim-Org", "o2"}},
+		{"combination", "[consumer, header:x-tenant]", []string{"X-Test-Consumer", "alice", "X-Tenant", "t1"},
+			[]string{"X-Test-Consumer", "alice", "X-Tenant", "t2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := start(t, setup{routes: []route{{"a", []plugin.Configured{
+				rl(t, "{limits: [{limit: 1, window: 1m}], key: "+tt.key+"}")}}}})
+			if r := do(t, g, "/a", tt.same...); r.status != 200 {
+				t.Fatalf("first request: got %d, want 200", r.status)
+			}
+			if r := do(t, g, "/a", tt.same...); r.status != 429 {
+				t.Errorf("same key: got %d, want 429", r.status)
+			}
+			if r := do(t, g, "/a", tt.other...); r.status != 200 {
+				t.Errorf("other key: got %d, want 200", r.status)
+			}
+		})
+	}
+}
+
+// TestIPKeyIgnoresForwardedFor checks that the plugin keys on the address
+// the edge decided, not on X-Forwarded-For or X-Real-IP.
+func TestIPKeyIgnoresForwardedFor(t *testing.T) {
+	t.Parallel()
+	g := start(t, setup{routes: []route{{"a", []plugin.Configured{iprl(t, "{limits: [{limit: 2, window: 1m}]}")}}}})
+	var got []string
+	for i := range 3 {
+		r := do(t, g, "/a", "X-Forwarded-For", "192.0.2."+strconv.Itoa(i+1), "X-Real-IP", "198.51.100."+strconv.Itoa(i+1))
+		got = append(got, strconv.Itoa(r.status))
+	}
+	if strings.Join(got, " ") != "200 200 429" {
+		t.Errorf("got %s, want 200 200 429: forwarding headers must not change the key", strings.Join(got, " "))
+	}
+	if r := do(t, g, "/a", "X-Test-Peer", "10.9.9.9"); r.status != 200 {
+		t.Errorf("another client address: got %d, want 200", r.status)
+	}
+}
+
+func TestTiers(t *testing.T) {
+	t.Parallel()
+	min := config.Duration(time.Minute)
+	tiers := map[string]config.Tier{
+		"free":       {RateLimit: config.TierLimits{Limits: []config.RateLimit{{Limit: 2, Window: min}}}},
+		"paid":       {RateLimit: config.TierLimits{Limits: []config.RateLimit{{Limit: 3, Window: min}}}},
+		"premium":    {RateLimit: config.TierLimits{Limits: []config.RateLimit{{Limit: 5, Window: min}}}},
+		"enterprise": {RateLimit: config.TierLimits{Unlimited: true}},
+	}
+	for _, tl := range tiers {
+		for i := range tl.RateLimit.Limits {
+			tl.RateLimit.Limits[i].ApplyDefaults()
+		}
+	}
+	g := start(t, setup{tiers: tiers, routes: []route{{"pay", []plugin.Configured{
+		rl(t, "{tier: true, key: consumer, limits: [{limit: 1, window: 1m}]}")}}}})
+	tests := []struct {
+		consumer string
+		want     string
+		limit    string
+	}{
+		{"f/free", "200 200 429", "2"},
+		{"p/paid", "200 200 200 429", "3"},
+		{"pr/premium", "200 200 200 200 200 429", "5"},
+		{"e/enterprise", "200 200 200 200 200 200 200 200", ""},
+		{"", "200 429", "1"}, // no consumer: the plugin's own limits, per ip
+	}
+	for _, tt := range tests {
+		var h []string
+		if tt.consumer != "" {
+			h = []string{"X-Test-Consumer", tt.consumer}
+		}
+		if got := statuses(t, g, strings.Count(tt.want, " ")+1, "/pay", h...); got != tt.want {
+			t.Errorf("consumer %q: got %s, want %s", tt.consumer, got, tt.want)
+		}
+		if got := do(t, g, "/pay", h...).header.Get("RateLimit-Limit"); got != tt.limit {
+			t.Errorf("consumer %q: got RateLimit-Limit %q, want %q", tt.consumer, got, tt.limit)
+		}
+	}
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	g := start(t, setup{routes: []route{{"a", []plugin.Configured{
+		rl(t, "{limits: [{limit: 100, window: 1s}], key: ip, concurrency: 1}")}}}})
+	done := make(chan result)
+	go func() { done <- do(t, g, "/a/slow") }()
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never reached the upstream")
+	}
+	r := do(t, g, "/a/fast")
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
+		t.Errorf("second in flight: got %d with Retry-After %q, want 503 with 1", r.status, r.header.Get("Retry-After"))
+	}
+	if r := do(t, g, "/a/fast", "X-Test-Peer", "10.0.0.7"); r.status != 200 {
+		t.Errorf("another caller: got %d, want 200", r.status)
+	}
+	close(g.block)
+	if r := <-done; r.status != 200 {
+		t.Errorf("first request: got %d, want 200", r.status)
+	}
+	if r := do(t, g, "/a/fast"); r.status != 200 {
+		t.Errorf("after the first finished: got %d, want 200", r.status)
+	}
+}
+
+// unavailable is a store that cannot be reached with on_error:
+// fail_closed, as the resilient limiter reports it.
+type unavailable struct{}
+
+func (unavailable) Allow(context.Context, string, engine.Rule) (engine.Decision, error) {
+	return engine.Decision{}, engine.ErrUnavailable
+}
+
+func TestFailClosed(t *testing.T) {
+	t.Parallel()
+	shared := plugin.NewShared()
+	shared.Get(ratelimit.MemoryKey, func() any { return engine.Limiter(unavailable{}) })
+	reg := prometheus.NewRegistry()
+	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []plugin.Configured{
+		rl(t, "{limits: [{limit: 100, window: 1s}], key: ip}")}}}})
+	r := do(t, g, "/a")
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
+		t.Errorf("got %d with Retry-After %q, want 503 with 1", r.status, r.header.Get("Retry-After"))
+	}
+	if !strings.Contains(r.body, `"detail":"the rate limit could not be checked; retry shortly"`) {
+		t.Errorf("got body %s, want the client-facing detail", r.body)
+	}
+	if got := counters(t, reg)["portico_ratelimit_store_errors_total"]; got != 1 {
+		t.Errorf("got %v store errors, want 1", got)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	shared := plugin.NewShared()
+	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []plugin.Configured{
+		rl(t, "{limits: [{name: m, limit: 1, window: 1m}], key: ip}")}}}})
+	statuses(t, g, 3, "/a")
+	// A second build (a reload) reuses the registered collectors.
+	start(t, setup{shared: shared, metrics: reg, routes: []route{{"b", []plugin.Configured{rl(t, "{limits: [{limit: 1, window: 1m}]}")}}}})
+	got := counters(t, reg)
+	for name, want := range map[string]float64{
+		`portico_ratelimit_decisions_total{limit="m",result="allowed",route="a"}`: 1,
+		`portico_ratelimit_decisions_total{limit="m",result="limited",route="a"}`: 2,
+	} {
+		if got[name] != want {
+			t.Errorf("got %s = %v, want %v", name, got[name], want)
+		}
+	}
+}
+
+// counters gathers reg's counters as name{labels} → value.
+func counters(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]float64)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter() == nil {
+				continue
+			}
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+strconv.Quote(l.GetValue()))
+			}
+			name := mf.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			out[name] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		reg  plugin.Registration
+		src  string
+		want string
+	}{
+		{ratelimit.Registration(), "{key: ip}", "routes[0].plugins.rate_limit.limits: at least one limit is required"},
+		{ratelimit.Registration(), "{limits: [{limit: 0, window: 1s}]}", "routes[0].plugins.rate_limit.limits[0].limit: must be at least 1"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 48h}]}", "routes[0].plugins.rate_limit.limits[0].window: must be between 1s and 24h"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s, burst: -1}]}", "routes[0].plugins.rate_limit.limits[0].burst: must be at least 1"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s, algorithm: token}]}", "routes[0].plugins.rate_limit.limits[0].algorithm: must be one of gcra, sliding_window, fixed_window"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: user}", "routes[0].plugins.rate_limit.key: must be ip, consumer, credential, route, header:NAME or claim:NAME"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: [ip, 'header:bad name']}", "routes[0].plugins.rate_limit.key[1]: must be ip, consumer, credential, route, header:NAME or claim:NAME"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: [ip, ip]}", "routes[0].plugins.rate_limit.key[1]: is listed twice"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: []}", "routes[0].plugins.rate_limit.key: must name at least one key"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], mode: batched}", "routes[0].plugins.rate_limit.mode: batched is not available in this version; remove mode"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], concurrency: -1}", "routes[0].plugins.rate_limit.concurrency: must be between 0 (off) and 1000000"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], share: 'a b'}", `routes[0].plugins.rate_limit.share: must be letters, digits, ".", "_" or "-"`},
+		{ratelimit.Registration(), "{tier: true}", ""},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: [consumer, route, 'header:X-Tenant', 'claim:org', credential]}", ""},
+		{ratelimit.IPRegistration(), "{}", "routes[0].plugins.ip_rate_limit.limits: at least one limit is required"},
+		{ratelimit.IPRegistration(), "{limits: [{limit: 1, window: 1s}], key: consumer}", `routes[0].plugins.ip_rate_limit.key: unknown key "key"`},
+		{ratelimit.IPRegistration(), "{limits: [{limit: 10, window: 1s, burst: 20}]}", ""},
+	}
+	for _, tt := range tests {
+		_, err := authtest.TryConfigure(tt.reg, tt.src)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if tt.want == "" && got != "" || tt.want != "" && !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%s %s: got %q, want %q", tt.reg.Name, tt.src, got, tt.want)
+		}
+	}
+}
+
+// TestRedisIsExactAcrossInstances runs two gateways (two Shared
+// registries, as two processes have) against one real Redis: together
+// they allow exactly the limit.
+func TestRedisIsExactAcrossInstances(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	store := &config.Store{Redis: &config.Redis{URL: config.Secret(srv.URL()), Timeout: config.Duration(time.Second),
+		OnError: "fail_closed", Instances: 2, KeyPrefix: "test:"}}
+	var gs []*gateway
+	for range 2 {
+		gs = append(gs, startWithStore(t, store, "{limits: [{limit: 4, window: 1m}], key: ip}"))
+	}
+	var got []string
+	for i := range 6 {
+		got = append(got, strconv.Itoa(do(t, gs[i%2], "/a").status))
+	}
+	if strings.Join(got, " ") != "200 200 200 200 429 429" {
+		t.Errorf("got %s, want 200 200 200 200 429 429", strings.Join(got, " "))
+	}
+	srv.Stop()
+	r := do(t, gs[0], "/a")
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
+		t.Errorf("redis down, fail_closed: got %d with Retry-After %q, want 503 with 1", r.status, r.header.Get("Retry-After"))
+	}
+}
+
+// TestRedisFailOpen checks that an unreachable Redis with fail_open lets
+// requests through under the local share of the limit.
+func TestRedisFailOpen(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	store := &config.Store{Redis: &config.Redis{URL: config.Secret(srv.URL()), Timeout: config.Duration(time.Second),
+		OnError: "fail_open", Instances: 2, KeyPrefix: "test:"}}
+	g := startWithStore(t, store, "{limits: [{limit: 4, window: 1m}], key: ip}")
+	srv.Stop()
+	if got := statuses(t, g, 3, "/a"); got != "200 200 429" {
+		t.Errorf("got %s, want 200 200 429 (half of the limit for one of two instances)", got)
+	}
+}
+
+func startWithStore(t *testing.T, store *config.Store, spec string) *gateway {
+	t.Helper()
+	shared := plugin.NewShared()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	g := start(t, setup{shared: shared, store: store, routes: []route{{"a", []plugin.Configured{rl(t, spec)}}}})
+	for _, r := range shared.TakePending() {
+		go r.Run(ctx)
+	}
+	return g
+}

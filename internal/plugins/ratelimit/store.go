@@ -1,0 +1,189 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/plugin"
+	engine "github.com/portico-gateway/portico/internal/ratelimit"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MemoryKey is the Shared key of the in-memory limiter; tests may put
+// their own limiter there before building.
+const MemoryKey = "ratelimit:memory"
+
+// built is the Redis limiter, or the error that kept it from being made.
+// The server runs it to sweep the local fallback limiter.
+type built struct {
+	lim   engine.Limiter
+	local sweptMemory
+	err   error
+}
+
+// Run sweeps the local fallback limiter until ctx ends.
+func (b *built) Run(ctx context.Context) {
+	if b.local.Memory != nil {
+		b.local.Run(ctx)
+	}
+}
+
+// limiterFor returns the long-lived limiter for store: the in-memory one,
+// or the Redis one (behind the resilient wrapper) named by its settings.
+func limiterFor(shared *plugin.Shared, store *config.Store) (engine.Limiter, error) {
+	if store == nil || store.Redis == nil {
+		o := shared.Get(MemoryKey, func() any {
+			return sweptMemory{engine.NewMemory(engine.MemoryOptions{SweepInterval: -1})}
+		})
+		lim, ok := o.(engine.Limiter)
+		if !ok {
+			return nil, errors.New("rate limit: shared memory limiter has the wrong type")
+		}
+		return lim, nil
+	}
+	rc := store.Redis
+	id := sha256.Sum256([]byte(rc.URL.Value() + "\x00" + strings.Join(rc.Addrs, ",") + "\x00" +
+		rc.Password.Value() + "\x00" + rc.KeyPrefix + "\x00" + rc.OnError + "\x00" +
+		strconv.Itoa(rc.Instances) + "\x00" + rc.Timeout.D().String() + "\x00" + strconv.Itoa(rc.PoolSize)))
+	key := "ratelimit:redis:" + hex.EncodeToString(id[:8])
+	b := shared.Get(key, func() any {
+		r, err := engine.NewRedis(engine.RedisOptions{
+			URL:       rc.URL.Value(),
+			Addrs:     rc.Addrs,
+			Password:  rc.Password.Value(),
+			Timeout:   rc.Timeout.D(),
+			KeyPrefix: rc.KeyPrefix,
+			PoolSize:  rc.PoolSize,
+		})
+		if err != nil {
+			return &built{err: fmt.Errorf("rate limit store: %w", err)}
+		}
+		local := engine.NewMemory(engine.MemoryOptions{SweepInterval: -1})
+		return &built{lim: engine.NewResilient(r, engine.ResilientOptions{
+			Timeout:    rc.Timeout.D(),
+			FailClosed: rc.OnError == "fail_closed",
+			Instances:  rc.Instances,
+			Local:      local,
+		}), local: sweptMemory{local}}
+	}).(*built)
+	return b.lim, b.err
+}
+
+// sweepInterval is how often the shared memory limiter drops idle keys.
+const sweepInterval = 10 * time.Second
+
+// sweptMemory is the shared memory limiter; the server runs its sweeper
+// (Build starts no goroutines).
+type sweptMemory struct{ *engine.Memory }
+
+// Run drops idle keys every sweepInterval until ctx ends.
+func (m sweptMemory) Run(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Sweep()
+		}
+	}
+}
+
+// metrics are the plugins' Prometheus collectors, created once per
+// Shared and registered once.
+type metrics struct {
+	decisions   *prometheus.CounterVec
+	storeErrors prometheus.Counter
+	storeTime   prometheus.Histogram
+}
+
+func metricsFor(shared *plugin.Shared, reg prometheus.Registerer) *metrics {
+	if reg == nil {
+		return nil
+	}
+	return shared.Get("ratelimit:metrics", func() any {
+		m := &metrics{
+			decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "portico_ratelimit_decisions_total",
+				Help: "Rate limit decisions by route, limit and result (allowed or limited).",
+			}, []string{"route", "limit", "result"}),
+			storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "portico_ratelimit_store_errors_total",
+				Help: "Rate limit decisions that failed in the store.",
+			}),
+			storeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name:    "portico_ratelimit_store_duration_seconds",
+				Help:    "Time to take one rate limit decision.",
+				Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .025, .05, .1},
+			}),
+		}
+		for _, c := range []prometheus.Collector{m.decisions, m.storeErrors, m.storeTime} {
+			if err := reg.Register(c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return (*metrics)(nil)
+				}
+			}
+		}
+		return m
+	}).(*metrics)
+}
+
+func (m *metrics) decision(route, limit string, allowed bool) {
+	if m == nil {
+		return
+	}
+	result := "limited"
+	if allowed {
+		result = "allowed"
+	}
+	m.decisions.WithLabelValues(route, limit, result).Inc()
+}
+
+func (m *metrics) store(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.storeTime.Observe(d.Seconds())
+	if err != nil {
+		m.storeErrors.Inc()
+	}
+}
+
+// inflight counts requests in flight per key, for concurrency limits.
+// Keys at zero are removed, so the map holds only active callers.
+type inflight struct {
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func newInflight() *inflight { return &inflight{n: make(map[string]int64)} }
+
+func (f *inflight) acquire(key string, limit int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n[key] >= limit {
+		return false
+	}
+	f.n[key]++
+	return true
+}
+
+func (f *inflight) release(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n[key] <= 1 {
+		delete(f.n, key)
+		return
+	}
+	f.n[key]--
+}
