@@ -18,6 +18,9 @@
 //	rl:global::<limit>:<key>           in the global plugins
 //	rl:shared:<share>:<limit>:<key>    with share: NAME
 //
+// ip_rate_limit's own counters start with rl:ip:route:, rl:ip:service: or
+// rl:ip:global:, so they never meet rate_limit's by accident.
+//
 // so two routes never count together unless they set the same share.
 // Allowed responses carry RateLimit-Limit, RateLimit-Remaining and
 // RateLimit-Reset for the most restrictive limit; refused ones get 429 with
@@ -71,7 +74,7 @@ func IPRegistration() plugin.Registration {
 		Spec:  func() plugin.Spec { return &IPSpec{Headers: true} },
 		Build: func(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 			sp := s.(*IPSpec)
-			return build(settings{limits: sp.Limits, keys: []keyPart{{kind: keyIP}}, share: sp.Share,
+			return build(settings{plugin: "ip:", limits: sp.Limits, keys: []keyPart{{kind: keyIP}}, share: sp.Share,
 				headers: sp.Headers, xHeaders: sp.XHeaders}, env)
 		},
 	}
@@ -85,6 +88,10 @@ type settings struct {
 	share             string
 	headers, xHeaders bool
 	concurrency       int
+	// plugin prefixes the namespace of ip_rate_limit ("ip:") so that its
+	// counters never meet rate_limit's on the same route, even when both
+	// name a limit alike. Empty for rate_limit.
+	plugin string
 }
 
 // policy is the compiled limits of one caller class.
@@ -138,6 +145,9 @@ func build(s settings, env *plugin.BuildEnv) (plugin.Middleware, error) {
 		l.namespace = "service:" + env.Service
 	default:
 		l.namespace = "global:"
+	}
+	if s.share == "" {
+		l.namespace = s.plugin + l.namespace
 	}
 	l.base = l.compile("", s.limits)
 	if s.tier {

@@ -297,6 +297,22 @@ func TestRoutesCountApartUnlessShared(t *testing.T) {
 	}
 }
 
+// TestIPRateLimitAndRateLimitNeverShareCounters: ip_rate_limit and an
+// ip-keyed rate_limit with the same limit name on one route must count
+// apart; sharing one counter would charge every request twice.
+func TestIPRateLimitAndRateLimitNeverShareCounters(t *testing.T) {
+	t.Parallel()
+	g := start(t, setup{routes: []route{
+		{"a", []plugin.Configured{
+			iprl(t, "{limits: [{name: per_min, limit: 3, window: 1m}]}"),
+			rl(t, "{limits: [{name: per_min, limit: 3, window: 1m}], key: ip}"),
+		}},
+	}})
+	if got := statuses(t, g, 4, "/a"); got != "200 200 200 429" {
+		t.Errorf("got %s, want 200 200 200 429 (each plugin counts the request once)", got)
+	}
+}
+
 func TestKeys(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
