@@ -98,3 +98,23 @@ func (s *Secret) UnmarshalText(b []byte) error {
 	*s = Secret(b)
 	return nil
 }
+
+// IsHeaderName reports whether s is a header name a plugin may be
+// configured to set or read: 1 to 128 characters from letters, digits, "-"
+// and "_" (a conservative subset of RFC 9110 tokens that every proxy and
+// server accepts).
+func IsHeaderName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}

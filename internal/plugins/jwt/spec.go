@@ -205,11 +205,11 @@ func (s *Spec) Validate(p config.Path) error {
 	if sources > 1 {
 		add(p.Errorf("set at most one of cookie and query"))
 	}
-	if sources == 0 && !validHeaderName(s.Header) {
+	if sources == 0 && !config.IsHeaderName(s.Header) {
 		add(p.Key("header").Errorf("must be a valid header name, like Authorization"))
 	}
 	for claim, h := range s.ClaimsToHeaders {
-		if !validHeaderName(h) {
+		if !config.IsHeaderName(h) {
 			add(p.Key("claims_to_headers").Key(claim).Errorf("must be a valid header name, like X-User-Email"))
 		}
 	}
@@ -261,20 +261,4 @@ func fetchableURL(u string) bool {
 		return ip != nil && ip.IsLoopback()
 	}
 	return false
-}
-
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '_':
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -31,7 +31,7 @@ var _ plugin.Spec = (*Spec)(nil)
 
 // Validate checks the header name.
 func (s *Spec) Validate(p config.Path) error {
-	if !validHeaderName(s.Header) {
+	if !config.IsHeaderName(s.Header) {
 		return p.Key("header").Errorf("must be a valid header name, like X-Request-ID")
 	}
 	return nil
@@ -94,22 +94,6 @@ func validID(s string) bool {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		case c == '-' || c == '_' || c == '.' || c == ':':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '_':
 		default:
 			return false
 		}
