@@ -107,14 +107,17 @@ func (c *call) release() {
 		copyBufPool.Put(c.buf)
 		c.buf = nil
 	}
+	if c.aborted {
+		// abort may still be running on another goroutine and reading
+		// c.canceled and c.active: leave the call untouched and let the
+		// garbage collector have it (resetting it here was a data race).
+		return
+	}
 	c.br.Reset(nil)
 	c.bw.Reset(nil)
 	c.hd.reset()
-	aborted := c.aborted
 	*c = call{br: c.br, bw: c.bw, hd: c.hd, abortFn: c.abortFn}
-	if !aborted {
-		callPool.Put(c)
-	}
+	callPool.Put(c)
 }
 
 // abort runs when the client's context is done: it unblocks whatever the
