@@ -61,7 +61,7 @@ func Registration() plugin.Registration {
 				return nil, err
 			}
 			return build(settings{limits: sp.Limits, tier: sp.Tier, keys: keys, share: sp.Share,
-				headers: sp.Headers, xHeaders: sp.XHeaders, concurrency: sp.Concurrency}, env)
+				headers: sp.Headers, xHeaders: sp.XHeaders, concurrency: sp.Concurrency, mode: sp.Mode, lease: sp.Lease}, env)
 		},
 	}
 }
@@ -88,6 +88,8 @@ type settings struct {
 	share             string
 	headers, xHeaders bool
 	concurrency       int
+	mode              string // "", exact or batched
+	lease             int64  // batched lease size; 0: 1% of each limit
 	// plugin prefixes the namespace of ip_rate_limit ("ip:") so that its
 	// counters never meet rate_limit's on the same route, even when both
 	// name a limit alike. Empty for rate_limit.
@@ -124,7 +126,7 @@ func build(s settings, env *plugin.BuildEnv) (plugin.Middleware, error) {
 	if shared == nil {
 		shared = plugin.NewShared()
 	}
-	lim, err := limiterFor(shared, env.Store)
+	lim, err := limiterFor(shared, env, s)
 	if err != nil {
 		return nil, err
 	}

@@ -529,7 +529,13 @@ func TestValidate(t *testing.T) {
 		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: [ip, 'header:bad name']}", "routes[0].plugins.rate_limit.key[1]: must be ip, consumer, credential, route, header:NAME or claim:NAME"},
 		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: [ip, ip]}", "routes[0].plugins.rate_limit.key[1]: is listed twice"},
 		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], key: []}", "routes[0].plugins.rate_limit.key: must name at least one key"},
-		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], mode: batched}", "routes[0].plugins.rate_limit.mode: batched is not available in this version; remove mode"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], mode: batched}", "routes[0].plugins.rate_limit.limits[0].algorithm: must be fixed_window with mode: batched (got gcra)"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s, algorithm: fixed_window}, {limit: 9, window: 1m, algorithm: sliding_window}], mode: batched}", "routes[0].plugins.rate_limit.limits[1].algorithm: must be fixed_window with mode: batched (got sliding_window)"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s, algorithm: fixed_window}], mode: batched, lease: -1}", "routes[0].plugins.rate_limit.lease: must be between 0 (1% of each limit) and 1000000"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], lease: 5}", "routes[0].plugins.rate_limit.lease: is only used with mode: batched"},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], mode: leased}", "routes[0].plugins.rate_limit.mode: must be exact or batched"},
+		{ratelimit.Registration(), "{limits: [{limit: 100, window: 1s, algorithm: fixed_window}], mode: batched, lease: 10}", ""},
+		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], mode: exact}", ""},
 		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], concurrency: -1}", "routes[0].plugins.rate_limit.concurrency: must be between 0 (off) and 1000000"},
 		{ratelimit.Registration(), "{limits: [{limit: 1, window: 1s}], share: 'a b'}", `routes[0].plugins.rate_limit.share: must be letters, digits, ".", "_" or "-"`},
 		{ratelimit.Registration(), "{tier: true}", ""},
@@ -600,4 +606,58 @@ func startWithStore(t *testing.T, store *config.Store, spec string) *gateway {
 		go r.Run(ctx)
 	}
 	return g
+}
+
+// TestBatchedAcrossInstances runs two gateways in mode: batched against one
+// real Redis: together they never allow more than the limit.
+func TestBatchedAcrossInstances(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	store := &config.Store{Redis: &config.Redis{URL: config.Secret(srv.URL()), Timeout: config.Duration(time.Second),
+		OnError: "fail_closed", Instances: 2, KeyPrefix: "test:"}}
+	spec := "{limits: [{limit: 4, window: 24h, algorithm: fixed_window}], key: ip, mode: batched, lease: 2}"
+	gs := []*gateway{startWithStore(t, store, spec), startWithStore(t, store, spec)}
+	var got []string
+	for i := range 6 {
+		got = append(got, strconv.Itoa(do(t, gs[i%2], "/a").status))
+	}
+	// Each instance leases 2 of the 4 tokens.
+	if strings.Join(got, " ") != "200 200 200 200 429 429" {
+		t.Errorf("got %s, want 200 200 200 200 429 429", strings.Join(got, " "))
+	}
+}
+
+// TestBatchedNeedsRedisAndFixedTiers checks the build errors of mode:
+// batched that depend on the rest of the config.
+func TestBatchedNeedsRedisAndFixedTiers(t *testing.T) {
+	t.Parallel()
+	store := &config.Store{Redis: &config.Redis{URL: "redis://127.0.0.1:1", Timeout: config.Duration(time.Second),
+		OnError: "fail_open", Instances: 1}}
+	tiers := map[string]config.Tier{
+		"gold": {RateLimit: config.TierLimits{Limits: []config.RateLimit{{Limit: 10, Window: config.Duration(time.Second)}}}},
+	}
+	tests := []struct {
+		name  string
+		spec  string
+		store *config.Store
+		want  string
+	}{
+		{"no store", "{limits: [{limit: 4, window: 1m, algorithm: fixed_window}], mode: batched}", nil,
+			"rate_limit: mode: batched requires store.redis"},
+		{"gcra tier", "{limits: [{limit: 4, window: 1m, algorithm: fixed_window}], tier: true, mode: batched}", store,
+			"tiers.gold.rate_limit.limits[0].algorithm: must be fixed_window: a rate_limit with tier: true uses it in mode: batched (got gcra)"},
+		{"ok", "{limits: [{limit: 4, window: 1m, algorithm: fixed_window}], mode: batched}", store, ""},
+		{"tiers unused", "{limits: [{limit: 4, window: 1m, algorithm: fixed_window}], mode: batched}", store, ""},
+	}
+	for _, tt := range tests {
+		_, err := plugin.Chain([]plugin.Configured{rl(t, tt.spec)}, plugin.BuildEnv{Route: "r", Shared: plugin.NewShared(),
+			Tiers: tiers, Store: tt.store}, http.NotFoundHandler())
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"errors"
 	"net/textproto"
+	"slices"
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
@@ -33,8 +34,13 @@ type Spec struct {
 	// Concurrency bounds the requests in flight per key (0: no bound);
 	// requests over it get 503 with Retry-After: 1.
 	Concurrency int `yaml:"concurrency"`
-	// Mode is "exact" (the only mode of this version).
+	// Mode is "exact" (the default: every decision in memory or one Redis
+	// round trip) or "batched" (tokens taken from Redis in leases; needs
+	// store.redis and fixed_window limits).
 	Mode string `yaml:"mode"`
+	// Lease is, with mode: batched, the number of tokens taken from Redis
+	// at a time; 0 means 1% of each limit (at least 1).
+	Lease int64 `yaml:"lease"`
 }
 
 var _ plugin.Spec = (*Spec)(nil)
@@ -168,13 +174,61 @@ func (s *Spec) Validate(p config.Path) error {
 		errs = append(errs, p.Key("concurrency").Errorf("must be between 0 (off) and 1000000"))
 	}
 	switch s.Mode {
-	case "", "exact":
-	case "batched":
-		errs = append(errs, p.Key("mode").Errorf("batched is not available in this version; remove mode"))
+	case "", modeExact:
+		if s.Lease != 0 {
+			errs = append(errs, p.Key("lease").Errorf("is only used with mode: batched"))
+		}
+	case modeBatched:
+		if s.Lease < 0 || s.Lease > maxLease {
+			errs = append(errs, p.Key("lease").Errorf("must be between 0 (1%% of each limit) and %d", maxLease))
+		}
+		for i, l := range s.Limits {
+			if l.Algorithm != "fixed_window" {
+				errs = append(errs, p.Index("limits", i).Key("algorithm").Errorf(
+					"must be fixed_window with mode: batched (got %s)", l.Algorithm))
+			}
+		}
 	default:
-		errs = append(errs, p.Key("mode").Errorf("must be exact"))
+		errs = append(errs, p.Key("mode").Errorf("must be exact or batched"))
 	}
 	return errors.Join(errs...)
+}
+
+// The modes of rate_limit.
+const (
+	modeExact   = "exact"
+	modeBatched = "batched"
+	maxLease    = 1_000_000
+)
+
+// checkBatched reports why s cannot run in batched mode with env: it needs
+// store.redis, and the tier limits it may use must be fixed_window too
+// (its own limits are checked by Validate).
+func checkBatched(s settings, env *plugin.BuildEnv) error {
+	if s.mode != modeBatched {
+		return nil
+	}
+	if env.Store == nil || env.Store.Redis == nil {
+		return errors.New("rate_limit: mode: batched requires store.redis (leases are taken from Redis); remove mode or configure store.redis")
+	}
+	if !s.tier {
+		return nil
+	}
+	names := make([]string, 0, len(env.Tiers))
+	for name := range env.Tiers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for i, l := range env.Tiers[name].RateLimit.Limits {
+			l.ApplyDefaults()
+			if l.Algorithm != "fixed_window" {
+				return config.Path{}.Key("tiers").Key(name).Key("rate_limit").Index("limits", i).Key("algorithm").Errorf(
+					"must be fixed_window: a rate_limit with tier: true uses it in mode: batched (got %s)", l.Algorithm)
+			}
+		}
+	}
+	return nil
 }
 
 // Validate checks the limits and the namespace.

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/plugin"
 	engine "github.com/portico-gateway/portico/internal/ratelimit"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,12 +20,11 @@ import (
 // their own limiter there before building.
 const MemoryKey = "ratelimit:memory"
 
-// built is the Redis limiter, or the error that kept it from being made.
-// The server runs it to sweep the local fallback limiter.
+// built is a Redis limiter (exact or batched) behind its resilient
+// wrapper. The server runs it to sweep the local fallback limiter.
 type built struct {
 	lim   engine.Limiter
 	local sweptMemory
-	err   error
 }
 
 // Run sweeps the local fallback limiter until ctx ends.
@@ -36,9 +34,14 @@ func (b *built) Run(ctx context.Context) {
 	}
 }
 
-// limiterFor returns the long-lived limiter for store: the in-memory one,
-// or the Redis one (behind the resilient wrapper) named by its settings.
-func limiterFor(shared *plugin.Shared, store *config.Store) (engine.Limiter, error) {
+// limiterFor returns the long-lived limiter for store and s's mode: the
+// in-memory one, or a Redis one (exact, or batched with s's lease) behind
+// the resilient wrapper, named by its settings.
+func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine.Limiter, error) {
+	if err := checkBatched(s, env); err != nil {
+		return nil, err
+	}
+	store := env.Store
 	if store == nil || store.Redis == nil {
 		o := shared.Get(MemoryKey, func() any {
 			return sweptMemory{engine.NewMemory(engine.MemoryOptions{SweepInterval: -1})}
@@ -54,7 +57,7 @@ func limiterFor(shared *plugin.Shared, store *config.Store) (engine.Limiter, err
 		rc.Password.Value() + "\x00" + rc.KeyPrefix + "\x00" + rc.OnError + "\x00" +
 		strconv.Itoa(rc.Instances) + "\x00" + rc.Timeout.D().String() + "\x00" + strconv.Itoa(rc.PoolSize)))
 	key := "ratelimit:redis:" + hex.EncodeToString(id[:8])
-	b := shared.Get(key, func() any {
+	conn := shared.Get(key+":conn", func() any {
 		r, err := engine.NewRedis(engine.RedisOptions{
 			URL:       rc.URL.Value(),
 			Addrs:     rc.Addrs,
@@ -64,17 +67,37 @@ func limiterFor(shared *plugin.Shared, store *config.Store) (engine.Limiter, err
 			PoolSize:  rc.PoolSize,
 		})
 		if err != nil {
-			return &built{err: fmt.Errorf("rate limit store: %w", err)}
+			return &redisConn{err: fmt.Errorf("rate limit store: %w", err)}
+		}
+		return &redisConn{r: r}
+	}).(*redisConn)
+	if conn.err != nil {
+		return nil, conn.err
+	}
+	if s.mode == modeBatched {
+		key += ":batched:" + strconv.FormatInt(s.lease, 10)
+	}
+	b := shared.Get(key, func() any {
+		var primary engine.Limiter = conn.r
+		if s.mode == modeBatched {
+			primary = engine.NewBatched(conn.r, engine.BatchedOptions{LeaseSize: s.lease})
 		}
 		local := engine.NewMemory(engine.MemoryOptions{SweepInterval: -1})
-		return &built{lim: engine.NewResilient(r, engine.ResilientOptions{
+		return &built{lim: engine.NewResilient(primary, engine.ResilientOptions{
 			Timeout:    rc.Timeout.D(),
 			FailClosed: rc.OnError == "fail_closed",
 			Instances:  rc.Instances,
 			Local:      local,
 		}), local: sweptMemory{local}}
 	}).(*built)
-	return b.lim, b.err
+	return b.lim, nil
+}
+
+// redisConn is the Redis connection pool shared by the exact and batched
+// limiters of one store, or the error that kept it from being made.
+type redisConn struct {
+	r   *engine.Redis
+	err error
 }
 
 // sweepInterval is how often the shared memory limiter drops idle keys.
