@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
@@ -75,21 +74,9 @@ func RuleFrom(c config.RateLimit) (Rule, error) {
 	}
 	r := Rule{Name: c.Name, Limit: c.Limit, Window: c.Window.D(), Burst: c.Burst, Algorithm: alg}
 	if r.Name == "" {
-		r.Name = shortDuration(r.Window)
+		r.Name = config.WindowName(r.Window)
 	}
 	return r, r.Validate()
-}
-
-// shortDuration formats d without zero trailing units: 1m, 1h, 1h30m, 1.5s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // Validate reports whether r can be decided; errors wrap ErrInvalidRule.
