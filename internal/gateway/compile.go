@@ -77,6 +77,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	if shared == nil {
 		shared = plugin.NewShared()
 	}
+	shared.Begin()
 	// The gate's default identity headers are removed on every route, even
 	// when no route authenticates, so no upstream can be fooled by them.
 	identity := make(map[string]bool)

@@ -124,9 +124,7 @@ func (s *Server) isReady() bool { return s.ready.Load() && s.deps.Shared.Ready()
 // startShared starts the background work of shared plugin state created by
 // the latest compile. Each runs until ctx ends.
 func (s *Server) startShared(ctx context.Context, wg *sync.WaitGroup) {
-	for _, r := range s.deps.Shared.TakePending() {
-		wg.Go(func() { r.Run(ctx) })
-	}
+	s.deps.Shared.Start(ctx, wg.Go)
 }
 
 // Current returns the snapshot serving new requests.
@@ -209,6 +207,7 @@ func (s *Server) reload() error {
 		s.cert.Store(cert)
 	}
 	s.current.Store(snap)
+	s.deps.Shared.Retire()
 	s.startShared(s.bgCtx, s.bgWG)
 	s.deps.Upstreams.Sweep(snap.services)
 	s.deps.Metrics.Reload(true)

@@ -100,6 +100,15 @@ type redisConn struct {
 	err error
 }
 
+// Close closes the Redis client once no config names its store any more
+// (plugin.Shared retires it after a reload).
+func (c *redisConn) Close() error {
+	if c.r == nil {
+		return nil
+	}
+	return c.r.Close()
+}
+
 // sweepInterval is how often the shared memory limiter drops idle keys.
 const sweepInterval = 10 * time.Second
 
