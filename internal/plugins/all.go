@@ -10,7 +10,9 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/plugins/basicauth"
 	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
+	"github.com/portico-gateway/portico/internal/plugins/deprecation"
 	"github.com/portico-gateway/portico/internal/plugins/introspection"
+	"github.com/portico-gateway/portico/internal/plugins/iprestriction"
 	"github.com/portico-gateway/portico/internal/plugins/jwt"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
@@ -22,6 +24,7 @@ func All() []plugin.Registration {
 	return []plugin.Registration{
 		requestid.Registration(),
 		accesslog.Registration(),
+		iprestriction.Registration(),
 		bodylimit.Registration(),
 		keyauth.Registration(),
 		jwt.Registration(),
@@ -31,6 +34,7 @@ func All() []plugin.Registration {
 		acl.Registration(),
 		ratelimit.IPRegistration(),
 		ratelimit.Registration(),
+		deprecation.Registration(),
 	}
 }
 
@@ -41,7 +45,6 @@ var Planned = map[string]string{
 	"compression":        "response compression",
 	"request_transform":  "request transformation",
 	"response_transform": "response transformation",
-	"ip_restriction":     "IP allow and deny lists",
 	"cache":              "response caching",
 }
 
