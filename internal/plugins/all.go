@@ -10,6 +10,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/plugins/basicauth"
 	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
+	"github.com/portico-gateway/portico/internal/plugins/cors"
 	"github.com/portico-gateway/portico/internal/plugins/deprecation"
 	"github.com/portico-gateway/portico/internal/plugins/introspection"
 	"github.com/portico-gateway/portico/internal/plugins/iprestriction"
@@ -25,6 +26,7 @@ func All() []plugin.Registration {
 		requestid.Registration(),
 		accesslog.Registration(),
 		iprestriction.Registration(),
+		cors.Registration(),
 		bodylimit.Registration(),
 		keyauth.Registration(),
 		jwt.Registration(),
@@ -41,7 +43,6 @@ func All() []plugin.Registration {
 // Planned names plugins that later versions add, so a config that uses one
 // gets "not available in this version" rather than "unknown plugin".
 var Planned = map[string]string{
-	"cors":               "CORS",
 	"compression":        "response compression",
 	"request_transform":  "request transformation",
 	"response_transform": "response transformation",
