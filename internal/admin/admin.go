@@ -10,6 +10,8 @@
 //	                500 problem JSON listing the config errors; the old
 //	                config keeps serving
 //	GET  /routes    the compiled routes as JSON
+//	GET  /upstreams every service's targets: health, ejection, breaker
+//	                state and in-flight requests
 //	GET  /version   {"version":"..."}
 //
 // GET endpoints also answer HEAD. A known path with another method gets 405
@@ -39,6 +41,9 @@ type Options struct {
 	Reload func() error
 	// Routes returns the JSON-encodable route table (GET /routes).
 	Routes func() any
+	// Upstreams returns the JSON-encodable state of every service's
+	// targets (GET /upstreams).
+	Upstreams func() any
 	// Version is the build version (GET /version).
 	Version string
 }
@@ -62,6 +67,9 @@ func New(o Options) http.Handler {
 		"/ready":   get(a.ready),
 		"/reload":  {method: http.MethodPost, allow: http.MethodPost, h: a.reload},
 		"/routes":  get(a.routes),
+		"/upstreams": get(func(w http.ResponseWriter, r *http.Request) {
+			a.table(w, r, a.o.Upstreams, "the upstream table is not available")
+		}),
 		"/version": get(a.version),
 	}
 	return a
@@ -75,7 +83,7 @@ type api struct {
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, ok := a.endpoints[r.URL.Path]
 	if !ok {
-		problem.Write(w, r, http.StatusNotFound, "", "no admin endpoint at this path; see /health, /ready, /metrics, /routes, /version, /reload")
+		problem.Write(w, r, http.StatusNotFound, "", "no admin endpoint at this path; see /health, /ready, /metrics, /routes, /upstreams, /version, /reload")
 		return
 	}
 	if r.Method != ep.method && (ep.method != http.MethodGet || r.Method != http.MethodHead) {
@@ -123,11 +131,16 @@ func (a *api) reload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) routes(w http.ResponseWriter, r *http.Request) {
-	if a.o.Routes == nil {
-		problem.Write(w, r, http.StatusNotFound, "", "the route table is not available")
+	a.table(w, r, a.o.Routes, "the route table is not available")
+}
+
+// table answers with the JSON of what f returns.
+func (a *api) table(w http.ResponseWriter, r *http.Request, f func() any, missing string) {
+	if f == nil {
+		problem.Write(w, r, http.StatusNotFound, "", missing)
 		return
 	}
-	v := a.o.Routes()
+	v := f()
 	if v == nil {
 		problem.Write(w, r, http.StatusNotFound, "", "no config is loaded")
 		return

@@ -30,7 +30,7 @@ const usage = `portico — an API gateway in one binary
 Usage:
   portico run      [-c portico.yaml]     serve the config (default ./portico.yaml or $PORTICO_CONFIG)
   portico validate [-c portico.yaml]     check a config: prints "ok" or every error, exit 1 on errors
-  portico demo     [--listen :8080] [--admin 127.0.0.1:9901]
+  portico demo     [--listen :8080] [--admin 127.0.0.1:9901] [--control 127.0.0.1:9902]
                                          run the gateway in front of built-in demo services
   portico version                        print the version
 
@@ -225,6 +225,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", stderr)
 	listen := fs.String("listen", ":8080", "public listen address")
 	adminAddr := fs.String("admin", "127.0.0.1:9901", `admin listen address ("off" disables it)`)
+	controlAddr := fs.String("control", demo.DefaultControlAddr,
+		`loopback address of the demo's control listener, which stops and starts the orders replicas ("off" disables it)`)
 	level := fs.String("log-level", "info", "log level of the gateway's own log")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -240,6 +242,16 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer svcs.Close()
+	controlURL := ""
+	if *controlAddr != "off" {
+		addr, err := svcs.ListenControl(*controlAddr)
+		if err != nil {
+			fmt.Fprintln(stderr, "portico: --control:", err)
+			return 1
+		}
+		controlURL = "http://" + addr
+		logger.Info("demo control listening", "control", addr)
+	}
 	env := svcs.Env()
 	lookup := func(k string) (string, bool) {
 		if v, ok := env[k]; ok {
@@ -262,7 +274,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		Sinks:   observe.NewSinks(stdout, stderr),
 		Version: version(),
 	}, stderr, func(srv *gateway.Server) {
-		fmt.Fprint(stdout, demo.Tour(httpURL(srv.Addr()), httpURL(srv.AdminAddr())))
+		fmt.Fprint(stdout, demo.Tour(httpURL(srv.Addr()), httpURL(srv.AdminAddr()), controlURL))
 	})
 }
 

@@ -83,6 +83,16 @@ func (c *Config) ApplyDefaults() {
 		setDefault(&svc.Timeouts.ResponseHeader, DefaultResponseHeaderTimeout)
 		setDefault(&svc.MaxIdleConns, DefaultMaxIdleConns)
 		setDefault(&svc.IdleConnTimeout, DefaultIdleConnTimeout)
+		svc.applyResilienceDefaults()
+	}
+	for i := range c.Routes {
+		rt := &c.Routes[i]
+		if rt.Retries != nil {
+			rt.Retries.ApplyDefaults()
+		}
+		if rt.Fallback != nil {
+			setDefault(&rt.Fallback.Status, DefaultFallbackStatus)
+		}
 	}
 	if c.Store != nil && c.Store.Redis != nil {
 		r := c.Store.Redis

@@ -33,9 +33,9 @@ func TestApplyDefaults(t *testing.T) {
 	timeouts := Timeouts{Connect: Duration(5 * time.Second), ResponseHeader: Duration(60 * time.Second)}
 	want.Services = []Service{
 		{Name: "a", URL: "http://a", Targets: []Target{{URL: "http://a", Weight: 1}}, Timeouts: timeouts,
-			MaxIdleConns: 256, IdleConnTimeout: Duration(time.Minute)},
+			MaxIdleConns: 256, IdleConnTimeout: Duration(time.Minute), LoadBalancer: LoadBalancer{Algorithm: "round_robin"}},
 		{Name: "b", Targets: []Target{{URL: "http://b1", Weight: 1}, {URL: "http://b2", Weight: 5}}, Timeouts: timeouts,
-			MaxIdleConns: 256, IdleConnTimeout: Duration(time.Minute)},
+			MaxIdleConns: 256, IdleConnTimeout: Duration(time.Minute), LoadBalancer: LoadBalancer{Algorithm: "round_robin"}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)

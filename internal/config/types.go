@@ -138,6 +138,16 @@ type Service struct {
 	// IdleConnTimeout closes idle upstream connections after this long.
 	// Default 60s.
 	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
+	// LoadBalancer chooses a target per request. Default round_robin.
+	LoadBalancer LoadBalancer `yaml:"load_balancer"`
+	// HealthCheck says how unhealthy targets are found. Default: none.
+	HealthCheck HealthCheck `yaml:"health_check"`
+	// CircuitBreaker cuts the service off while it fails. Default: none.
+	CircuitBreaker *CircuitBreaker `yaml:"circuit_breaker"`
+	// Retries retries failed requests. Default: none (one attempt).
+	Retries *Retries `yaml:"retries"`
+	// TLS configures connections to https targets.
+	TLS *UpstreamTLS `yaml:"tls"`
 	// Plugins apply to every route of this service, overriding global
 	// plugins of the same name.
 	Plugins PluginSet `yaml:"plugins"`
@@ -177,6 +187,10 @@ type Route struct {
 	StripPrefix bool `yaml:"strip_prefix"`
 	// PathRewrite rewrites the upstream path with a regular expression.
 	PathRewrite *PathRewrite `yaml:"path_rewrite"`
+	// Retries, when set, replaces the service's retries for this route.
+	Retries *Retries `yaml:"retries"`
+	// Fallback answers instead of a gateway error when the service cannot.
+	Fallback *Fallback `yaml:"fallback"`
 	// Plugins apply to this route only, overriding service and global plugins
 	// of the same name.
 	Plugins PluginSet `yaml:"plugins"`
@@ -291,6 +305,10 @@ type Consumer struct {
 	Tier string `yaml:"tier"`
 	// Credentials are the ways this consumer can authenticate.
 	Credentials Credentials `yaml:"credentials"`
+	// Plugins apply to this consumer's requests on every route, overriding
+	// route, service and global plugins of the same name. Only rate_limit
+	// may be set on a consumer.
+	Plugins PluginSet `yaml:"plugins"`
 }
 
 // Credentials of one consumer.

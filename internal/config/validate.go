@@ -33,6 +33,7 @@ func (c *Config) validate() []error {
 	v.trustedProxies()
 	v.services()
 	v.routes()
+	v.resilience()
 	v.consumers()
 	v.rateLimits()
 	for _, e := range v.errs {
@@ -233,7 +234,7 @@ func (v *validator) services() {
 // targetURL checks an upstream URL. The URL is never echoed: it may hold
 // credentials from the environment.
 func (v *validator) targetURL(p Path, raw string) {
-	const want = `must be an absolute http URL, like "http://127.0.0.1:3001"`
+	const want = `must be an absolute http or https URL, like "http://127.0.0.1:3001"`
 	if raw == "" {
 		v.errf(p, "is required")
 		return
@@ -244,9 +245,7 @@ func (v *validator) targetURL(p Path, raw string) {
 		return
 	}
 	switch {
-	case u.Scheme == "https":
-		v.errf(p, "https targets are not available in this version")
-	case u.Scheme != "http":
+	case u.Scheme != "http" && u.Scheme != "https":
 		v.errf(p, want)
 	case u.User != nil:
 		v.errf(p, "must not contain user info (credentials)")

@@ -83,7 +83,7 @@ func TestValidate(t *testing.T) {
 		{"target with empty port", func(c *Config) { c.Services[0].URL = "http://h:"; c.Services[0].Targets = nil },
 			[]string{"services[0].url: port must be a number from 1 to 65535"}},
 		{"bad percent in url", func(c *Config) { c.Services[0].URL = "http://h/%zz"; c.Services[0].Targets = nil },
-			[]string{`services[0].url: must be an absolute http URL, like "http://127.0.0.1:3001"`}},
+			[]string{`services[0].url: must be an absolute http or https URL, like "http://127.0.0.1:3001"`}},
 		{"regex with captures", func(c *Config) {
 			c.Routes[1].PathRewrite = &PathRewrite{Pattern: "^/api/users/(?P<id>[0-9]+)$", Replacement: "${id}"}
 		}, nil},

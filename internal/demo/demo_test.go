@@ -27,7 +27,12 @@ func TestStartServesAndCloseStopsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Start: %s", err)
 	}
-	urls := map[string]string{"auth": s.Auth, "orders": s.Orders, "payment": s.Payment}
+	controlAddr, err := s.ListenControl("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("ListenControl: %s", err)
+	}
+	control := "http://" + controlAddr
+	urls := map[string]string{"auth": s.Auth, "orders-1": s.Orders, "orders-2": s.Orders2, "payment": s.Payment, "control": control}
 	seen := map[string]bool{}
 	for name, u := range urls {
 		if !strings.HasPrefix(u, "http://127.0.0.1:") {
@@ -45,6 +50,7 @@ func TestStartServesAndCloseStopsEverything(t *testing.T) {
 		{"auth", http.MethodPost, s.Auth + "/login", tourLoginBody},
 		{"orders", http.MethodGet, s.Orders + "/", ""},
 		{"orders", http.MethodPost, s.Orders + "/", tourOrderBody},
+		{"orders", http.MethodGet, s.Orders2 + "/9", ""},
 		{"payment", http.MethodPost, s.Payment + "/charge", tourChargeBody},
 	}
 	for _, rq := range requests {
@@ -65,8 +71,21 @@ func TestStartServesAndCloseStopsEverything(t *testing.T) {
 		checkJSON(t, resp, b.Bytes(), resp.StatusCode, rq.service)
 	}
 
+	// A replica stopped and started again is closed by Close like the
+	// others; one left stopped is no error.
+	for _, action := range []string{"stop", "start", "stop"} {
+		resp, err := client.Post(control+"/replicas/orders-2/"+action, "", nil)
+		if err != nil {
+			t.Fatalf("%s orders-2: %s", action, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s orders-2: got %d, want 200", action, resp.StatusCode)
+		}
+	}
+
 	env := s.Env()
-	wantEnv := map[string]string{EnvAuthURL: s.Auth, EnvOrdersURL: s.Orders, EnvPaymentURL: s.Payment}
+	wantEnv := map[string]string{EnvAuthURL: s.Auth, EnvOrdersURL: s.Orders, EnvOrders2URL: s.Orders2, EnvPaymentURL: s.Payment}
 	if len(env) != len(wantEnv) {
 		t.Errorf("Env: got %v, want %v", env, wantEnv)
 	}
@@ -143,7 +162,10 @@ func TestConfigReturnsACopy(t *testing.T) {
 // the services the way they expect.
 func TestConfigMatchesServices(t *testing.T) {
 	t.Parallel()
-	env := (&Services{Auth: "http://127.0.0.1:1001", Orders: "http://127.0.0.1:1002", Payment: "http://127.0.0.1:1003"}).Env()
+	env := (&Services{
+		Auth: "http://127.0.0.1:1001", Orders: "http://127.0.0.1:1002",
+		Orders2: "http://127.0.0.1:1012", Payment: "http://127.0.0.1:1003",
+	}).Env()
 	var used []string
 	cfg, err := config.Parse(Config(), "demo.yaml", func(name string) (string, bool) {
 		used = append(used, name)
@@ -153,8 +175,11 @@ func TestConfigMatchesServices(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo.yaml does not load:\n%s", err)
 	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("demo.yaml is not valid:\n%s", err)
+	}
 	slices.Sort(used)
-	if want := []string{EnvAuthURL, EnvOrdersURL, EnvPaymentURL}; !slices.Equal(used, want) {
+	if want := []string{EnvAuthURL, EnvOrders2URL, EnvOrdersURL, EnvPaymentURL}; !slices.Equal(used, want) {
 		t.Errorf("${...} references: got %v, want %v", used, want)
 	}
 	var names []string
@@ -172,11 +197,12 @@ func TestConfigMatchesServices(t *testing.T) {
 	for _, s := range cfg.Services {
 		services[s.Name] = s
 	}
-	for name, url := range map[string]string{"auth": env[EnvAuthURL], "orders": env[EnvOrdersURL], "payment": env[EnvPaymentURL]} {
+	for name, url := range map[string]string{"auth": env[EnvAuthURL], "payment": env[EnvPaymentURL]} {
 		if got := services[name].URL; got != url {
 			t.Errorf("service %s url: got %q, want %q", name, got, url)
 		}
 	}
+	checkOrdersResilience(t, services["orders"], env)
 
 	// What each route forwards must be what the service serves.
 	routes := map[string]config.Route{}
@@ -196,5 +222,44 @@ func TestConfigMatchesServices(t *testing.T) {
 		if r.Service != name || !r.StripPrefix || !slices.Equal(r.Match.Paths, []string{prefix}) {
 			t.Errorf("route %s: got %+v, want %s with strip_prefix to service %s", name, r, prefix, name)
 		}
+	}
+	const fallbackBody = `{"message":"Payment temporarily unavailable, try again"}`
+	if f := routes["payment"].Fallback; f == nil || f.Status != http.StatusServiceUnavailable || f.Body != fallbackBody {
+		t.Errorf("route payment fallback: got %+v, want 503 with %s", f, fallbackBody)
+	}
+}
+
+// checkOrdersResilience checks the orders service's replicas, retries,
+// health checks and breaker, and that the replicas serve the active
+// check's path.
+func checkOrdersResilience(t *testing.T, orders config.Service, env map[string]string) {
+	t.Helper()
+	var targets []string
+	for _, tg := range orders.Targets {
+		targets = append(targets, tg.URL)
+	}
+	if want := []string{env[EnvOrdersURL], env[EnvOrders2URL]}; orders.URL != "" || !slices.Equal(targets, want) {
+		t.Errorf("service orders: got url %q, targets %v; want targets %v", orders.URL, targets, want)
+	}
+	if r := orders.Retries; r == nil || r.Attempts != 3 {
+		t.Errorf("service orders retries: got %+v, want 3 attempts", r)
+	}
+	a := orders.HealthCheck.Active
+	if a == nil {
+		t.Fatal("service orders has no active health check")
+	}
+	if a.Path != "/health" || a.Interval.D() != time.Second || a.Timeout.D() != 500*time.Millisecond ||
+		a.UnhealthyThreshold != 2 || a.HealthyThreshold != 2 {
+		t.Errorf("service orders active check: got %+v, want /health every 1s, timeout 500ms, thresholds 2 and 2", a)
+	}
+	if orders.HealthCheck.Passive == nil {
+		t.Error("service orders has no passive health check")
+	}
+	if b := orders.CircuitBreaker; b == nil || b.ConsecutiveFailures != 5 || b.OpenFor.D() != 10*time.Second {
+		t.Errorf("service orders circuit_breaker: got %+v, want 5 consecutive failures, open for 10s", b)
+	}
+	// The probe goes to the replica itself, so the path is the service's own.
+	if got := serveOnce(newTestOrders(), http.MethodGet, a.Path, ""); got != http.StatusOK {
+		t.Errorf("GET %s on an orders replica: got %d, want 200", a.Path, got)
 	}
 }

@@ -89,3 +89,7 @@ func serveOnce(h http.Handler, method, path, body string) int {
 	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
 	return rec.Code
 }
+
+// newTestOrders returns the orders-1 replica over a fresh store, on the
+// fixed clock.
+func newTestOrders() *orders { return newOrders(replicaOrders1, newOrderStore(), fixedClock) }

@@ -65,24 +65,75 @@ type orderBody struct {
 	Order order `json:"order"`
 }
 
-// orders is the demo orders service: an in-memory store behind GET /,
-// GET /{id} and POST /.
-type orders struct {
-	service
-	http.Handler // the routes below
-	now          func() time.Time
-
+// orderStore is the orders' in-memory database. Every replica of the
+// orders service reads and writes the same store, as replicas of one
+// service share one database.
+type orderStore struct {
 	mu     sync.Mutex
 	list   []order // ascending by ID
 	nextID int64
 }
 
-// newOrders returns the orders service, seeded with sample orders. now is
+// newOrderStore returns a store seeded with sample orders.
+func newOrderStore() *orderStore {
+	st := &orderStore{list: seedOrders()}
+	st.nextID = st.list[len(st.list)-1].ID + 1
+	return st
+}
+
+// all returns every order. The returned slice is not changed later.
+func (st *orderStore) all() []order {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.list[:len(st.list):len(st.list)]
+}
+
+// find returns the order with id.
+func (st *orderStore) find(id int64) (order, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	lo, hi := 0, len(st.list)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if st.list[mid].ID < id {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo < len(st.list) && st.list[lo].ID == id {
+		return st.list[lo], true
+	}
+	return order{}, false
+}
+
+// add stores ord under the next id and returns it with that id; it
+// reports false, storing nothing, when the store holds maxOrders.
+func (st *orderStore) add(ord order) (order, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.list) >= maxOrders {
+		return order{}, false
+	}
+	ord.ID = st.nextID
+	st.nextID++
+	st.list = append(st.list, ord)
+	return ord, true
+}
+
+// orders is one replica of the demo orders service: GET /, GET /{id} and
+// POST / over a store it may share with other replicas.
+type orders struct {
+	service
+	http.Handler // the routes below
+	now          func() time.Time
+	store        *orderStore
+}
+
+// newOrders returns the orders replica named replica over store. now is
 // its clock.
-func newOrders(now func() time.Time) *orders {
-	o := &orders{service: service{name: "orders"}, now: now}
-	o.list = seedOrders()
-	o.nextID = o.list[len(o.list)-1].ID + 1
+func newOrders(replica string, store *orderStore, now func() time.Time) *orders {
+	o := &orders{service: service{name: "orders", replica: replica}, now: now, store: store}
 	mux := o.newMux()
 	o.handle(mux, "/{$}", map[string]http.HandlerFunc{
 		http.MethodGet:  o.listOrders,
@@ -95,9 +146,7 @@ func newOrders(now func() time.Time) *orders {
 
 // listOrders answers GET / with every order.
 func (o *orders) listOrders(w http.ResponseWriter, r *http.Request) {
-	o.mu.Lock()
-	list := o.list[:len(o.list):len(o.list)]
-	o.mu.Unlock()
+	list := o.store.all()
 	o.reply(w, http.StatusOK, orderListBody{meta: o.meta(r), Count: len(list), Orders: list})
 }
 
@@ -105,31 +154,12 @@ func (o *orders) listOrders(w http.ResponseWriter, r *http.Request) {
 func (o *orders) get(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err == nil {
-		if ord, ok := o.find(id); ok {
+		if ord, ok := o.store.find(id); ok {
 			o.reply(w, http.StatusOK, orderBody{meta: o.meta(r), Order: ord})
 			return
 		}
 	}
 	o.fail(w, r, http.StatusNotFound, "order not found", "no order has id "+strconv.Quote(r.PathValue("id")))
-}
-
-// find returns the order with id.
-func (o *orders) find(id int64) (order, bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	lo, hi := 0, len(o.list)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if o.list[mid].ID < id {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo < len(o.list) && o.list[lo].ID == id {
-		return o.list[lo], true
-	}
-	return order{}, false
 }
 
 // create answers POST / with 201, the new order and its Location.
@@ -162,15 +192,8 @@ func (o *orders) create(w http.ResponseWriter, r *http.Request) {
 		ord.Total += int64(it.Quantity) * it.UnitPrice
 	}
 
-	o.mu.Lock()
-	full := len(o.list) >= maxOrders
-	if !full {
-		ord.ID = o.nextID
-		o.nextID++
-		o.list = append(o.list, ord)
-	}
-	o.mu.Unlock()
-	if full {
+	ord, ok := o.store.add(ord)
+	if !ok {
 		o.fail(w, r, http.StatusInsufficientStorage, "order store is full",
 			fmt.Sprintf("the demo keeps at most %d orders; restart it to start over", maxOrders))
 		return

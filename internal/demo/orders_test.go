@@ -11,7 +11,7 @@ import (
 
 func TestOrdersList(t *testing.T) {
 	t.Parallel()
-	srv := serve(t, newOrders(fixedClock))
+	srv := serve(t, newTestOrders())
 	resp, b := call(t, srv.URL, http.MethodGet, "/", "", map[string]string{"X-User-ID": "alice", "X-Request-ID": "r-7"})
 	m := checkJSON(t, resp, b, http.StatusOK, "orders")
 	if len(b) <= 1024 {
@@ -62,7 +62,7 @@ func TestOrdersGet(t *testing.T) {
 		{"/seven", http.StatusNotFound, 0},
 		{"/99999999999999999999", http.StatusNotFound, 0},
 	}
-	srv := serve(t, newOrders(fixedClock))
+	srv := serve(t, newTestOrders())
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			t.Parallel()
@@ -84,7 +84,7 @@ func TestOrdersGet(t *testing.T) {
 
 func TestOrdersCreate(t *testing.T) {
 	t.Parallel()
-	srv := serve(t, newOrders(fixedClock))
+	srv := serve(t, newTestOrders())
 	resp, b := call(t, srv.URL, http.MethodPost, "/", tourOrderBody, map[string]string{"X-User-ID": "bob"})
 	var got orderBody
 	checkJSON(t, resp, b, http.StatusCreated, "orders")
@@ -132,7 +132,7 @@ func TestOrdersCreateDefaultsAndPrefix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := serve(t, newOrders(fixedClock))
+			srv := serve(t, newTestOrders())
 			resp, b := call(t, srv.URL, http.MethodPost, "/", tt.body, tt.header)
 			o := checkJSON(t, resp, b, http.StatusCreated, "orders")["order"].(map[string]any)
 			if o["customer"] != tt.customer || o["currency"] != tt.currency {
@@ -168,7 +168,7 @@ func TestOrdersCreateValidation(t *testing.T) {
 		{"wrong type", `{"items":[{"sku":"A","quantity":"2","unit_price":1}]}`, http.StatusUnprocessableEntity, []string{"items.quantity must be an integer"}},
 		{"bad JSON", `{"items":[`, http.StatusBadRequest, []string{"the body must be one JSON object"}},
 	}
-	srv := serve(t, newOrders(fixedClock))
+	srv := serve(t, newTestOrders())
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -195,22 +195,22 @@ func TestOrdersCreateValidation(t *testing.T) {
 
 func TestOrdersStoreIsBounded(t *testing.T) {
 	t.Parallel()
-	o := newOrders(fixedClock)
+	o := newTestOrders()
 	// Fill the store directly to one below the cap.
-	for len(o.list) < maxOrders-1 {
-		ord := o.list[0]
-		ord.ID = o.nextID
-		o.nextID++
-		o.list = append(o.list, ord)
+	for len(o.store.list) < maxOrders-1 {
+		ord := o.store.list[0]
+		ord.ID = o.store.nextID
+		o.store.nextID++
+		o.store.list = append(o.store.list, ord)
 	}
 	srv := serve(t, o)
 	resp, b := call(t, srv.URL, http.MethodPost, "/", tourOrderBody, nil)
 	checkJSON(t, resp, b, http.StatusCreated, "orders")
 	resp, b = call(t, srv.URL, http.MethodPost, "/", tourOrderBody, nil)
 	checkJSON(t, resp, b, http.StatusInsufficientStorage, "orders")
-	o.mu.Lock()
-	got := len(o.list)
-	o.mu.Unlock()
+	o.store.mu.Lock()
+	got := len(o.store.list)
+	o.store.mu.Unlock()
 	if got != maxOrders {
 		t.Errorf("stored orders: got %d, want %d", got, maxOrders)
 	}
@@ -218,7 +218,7 @@ func TestOrdersStoreIsBounded(t *testing.T) {
 
 func TestOrdersConcurrentCreateGivesUniqueIDs(t *testing.T) {
 	t.Parallel()
-	srv := serve(t, newOrders(fixedClock))
+	srv := serve(t, newTestOrders())
 	const n = 20
 	ids := make([]float64, n)
 	var wg sync.WaitGroup
@@ -243,7 +243,7 @@ func TestOrdersConcurrentCreateGivesUniqueIDs(t *testing.T) {
 }
 
 func BenchmarkOrdersList(b *testing.B) {
-	h := newOrders(fixedClock)
+	h := newTestOrders()
 	req, _ := http.NewRequest(http.MethodGet, "/", nil)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -72,7 +72,7 @@ func TestPaymentChargeValidation(t *testing.T) {
 // total of the order it names.
 func TestTourChargeMatchesOrder(t *testing.T) {
 	t.Parallel()
-	o, ok := newOrders(fixedClock).find(7)
+	o, ok := newTestOrders().store.find(7)
 	if !ok {
 		t.Fatal("order 7 is not in the seed")
 	}
@@ -100,7 +100,7 @@ func FuzzCreateOrder(f *testing.F) {
 	for _, s := range []string{tourOrderBody, `{}`, `{"items":[{}]}`, `{"items":null}`, `{"items":[{"quantity":1e9}]}`} {
 		f.Add(s)
 	}
-	o := newOrders(fixedClock)
+	o := newTestOrders()
 	f.Fuzz(func(t *testing.T, body string) {
 		status := serveOnce(o, http.MethodPost, "/", body)
 		switch status {

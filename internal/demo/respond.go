@@ -24,9 +24,12 @@ type caller struct {
 }
 
 // meta is embedded first in every JSON body a demo service writes.
+// Replica names the replica that answered, for services that run as
+// several (orders); it is left out for the others.
 type meta struct {
 	Service string `json:"service"`
 	Caller  caller `json:"caller"`
+	Replica string `json:"replica,omitempty"`
 }
 
 // errorBody is the JSON body of every demo service error.
@@ -42,15 +45,17 @@ type healthBody struct {
 	Status string `json:"status"`
 }
 
-// service holds what the three demo services share: their name and the
-// JSON plumbing around their handlers.
-type service struct{ name string }
+// service holds what the demo services share: their name, the replica
+// name of a service that runs as several, and the JSON plumbing around
+// their handlers.
+type service struct{ name, replica string }
 
-// meta returns the service name and the caller identity of r.
+// meta returns the service and replica names and the caller identity of r.
 func (s service) meta(r *http.Request) meta {
 	h := r.Header
 	return meta{
 		Service: s.name,
+		Replica: s.replica,
 		Caller: caller{
 			UserID:       h.Get("X-User-ID"),
 			ConsumerID:   h.Get("X-Consumer-ID"),

@@ -10,7 +10,7 @@ import (
 func demoHandlers() map[string]http.Handler {
 	return map[string]http.Handler{
 		"auth":    newAuth(fixedClock),
-		"orders":  newOrders(fixedClock),
+		"orders":  newTestOrders(),
 		"payment": newPayment(fixedClock),
 	}
 }

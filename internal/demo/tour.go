@@ -14,13 +14,21 @@ const (
 // tests check the same expression against a real login response.
 const tokenSed = `sed -E 's/.*"token":"([^"]+)".*/\1/'`
 
+// replicaSed prints the replica that answered an orders request, or the
+// whole body when it names none (an error), without jq. The tests check
+// it against a real orders response.
+const replicaSed = `sed -E 's/.*"replica":"([^"]+)".*/\1/'`
+
 // Tour returns the text `portico demo` prints once everything runs: the
-// gateway and admin URLs and numbered, ready-to-paste curl commands for a
-// gateway at gatewayURL and an admin listener at adminURL. An empty
-// adminURL (admin off) leaves out the admin lines.
-func Tour(gatewayURL, adminURL string) string {
+// gateway, admin and control URLs and numbered, ready-to-paste curl
+// commands for a gateway at gatewayURL, an admin listener at adminURL and
+// the demo's control listener (Services.ListenControl) at controlURL. An
+// empty adminURL or controlURL (turned off) leaves out the lines that use
+// it.
+func Tour(gatewayURL, adminURL, controlURL string) string {
 	g := strings.TrimSuffix(gatewayURL, "/")
 	a := strings.TrimSuffix(adminURL, "/")
+	c := strings.TrimSuffix(controlURL, "/")
 	var b strings.Builder
 	line := func(s ...string) {
 		for _, p := range s {
@@ -35,9 +43,14 @@ func Tour(gatewayURL, adminURL string) string {
 	if a != "" {
 		line("  Admin    ", a)
 	}
+	if c != "" {
+		line("  Control  ", c, "   (demo only: stops and starts the orders replicas)")
+	}
 	line()
-	line("Three demo services (auth, orders, payment) run behind it on loopback ports.")
-	line("Every service answers in JSON with \"service\" and \"caller\": the headers it received.")
+	line("Demo services run behind it on loopback ports: auth, payment, and orders as two replicas")
+	line("(orders-1 and orders-2) that share one store.")
+	line("Every service answers in JSON with \"service\" and \"caller\": the headers it received;")
+	line("orders adds \"replica\": which replica answered.")
 	line("Try these in another terminal:")
 	line()
 	line("  # 1. Gateway health")
@@ -78,9 +91,31 @@ func Tour(gatewayURL, adminURL string) string {
 	line("  for i in $(seq 25); do curl -s -o /dev/null -w '%{http_code} ' \\")
 	line("    -X POST ", g, "/api/auth/login -d '{}'; done; echo")
 	line("  curl -i -X POST ", g, "/api/auth/login -d '{}'")
+	line()
+	line("  # 10. Orders run as two replicas and requests take turns: each line is the replica that answered")
+	line("  #     (an error would print in full; with jq: | jq -r .replica)")
+	replicaLoop := func() {
+		line("  for i in 1 2 3 4; do curl -s ", g, `/api/orders -H "Authorization: Bearer $TOKEN" \`)
+		line("    | ", replicaSed, "; done")
+	}
+	replicaLoop()
+	if c != "" {
+		line("  #     Stop orders-2: its port closes, a real outage. Repeat the loop: every request still")
+		line("  #     succeeds, all from orders-1 (retries, then health checks, route around the dead replica)")
+		line("  curl -s -X POST ", c, "/replicas/", replicaOrders2, "/stop")
+		replicaLoop()
+		if a != "" {
+			line("  #     The gateway's view of each target: orders-2 is unavailable")
+			line("  curl -s ", a, "/upstreams")
+		}
+		line("  #     Start it again and repeat the loop: orders-2 answers again after two passing health")
+		line("  #     checks (within about 10s); GET ", c, "/replicas lists which replicas are up")
+		line("  curl -s -X POST ", c, "/replicas/", replicaOrders2, "/start")
+		replicaLoop()
+	}
 	if a != "" {
 		line()
-		line("  # 10. Prometheus metrics")
+		line("  # 11. Prometheus metrics")
 		line("  curl -s ", a, "/metrics")
 	}
 	line()

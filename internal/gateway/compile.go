@@ -122,6 +122,15 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		return nil, cfg.Report(err)
 	}
 
+	// Retry budgets are per service (a route with its own retries has its
+	// own), per snapshot.
+	budgets := make(map[string]*upstream.RetryBudget)
+	for i := range cfg.Services {
+		if r := cfg.Services[i].Retries; r != nil {
+			budgets[cfg.Services[i].Name] = upstream.NewRetryBudget(r.Budget)
+		}
+	}
+
 	rules := make([]router.Rule[*route], 0, len(cfg.Routes))
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
@@ -146,14 +155,24 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			}
 			rt.rewrite, rt.replacement = re, rc.PathRewrite.Replacement
 		}
-		px := proxy.New(proxy.Options{
+		retries, budget := sc.Retries, budgets[sc.Name]
+		if rc.Retries != nil {
+			retries, budget = rc.Retries, upstream.NewRetryBudget(rc.Retries.Budget)
+		}
+		po := proxy.Options{
 			Service:      svc,
 			Timeouts:     sc.Timeouts,
 			PreserveHost: sc.PreserveHost,
 			HostHeader:   sc.HostHeader,
 			Logger:       d.Logger,
 			Tunnels:      d.Tunnels,
-		})
+			Retries:      retries,
+			Fallback:     rc.Fallback,
+		}
+		if budget != nil {
+			po.Budget = budget
+		}
+		px := proxy.New(po)
 		chain := withAuthGate(d.Plugins, plugin.Merge(global, svcPlugins[rc.Service], routePlugins[i]))
 		collectIdentityHeaders(identity, chain)
 		h, err := plugin.Chain(chain, plugin.BuildEnv{

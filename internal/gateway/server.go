@@ -101,6 +101,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Logger:    opts.Logger,
 	}
 	s.deps.Ready = s.isReady
+	if err := s.deps.Metrics.Registry().Register(s.deps.Upstreams); err != nil {
+		return nil, fmt.Errorf("register upstream metrics: %w", err)
+	}
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		return nil, err
@@ -209,7 +212,7 @@ func (s *Server) reload() error {
 	s.current.Store(snap)
 	s.deps.Shared.Retire()
 	s.startShared(s.bgCtx, s.bgWG)
-	s.deps.Upstreams.Sweep(snap.services)
+	s.deps.Upstreams.Activate(snap.services)
 	s.deps.Metrics.Reload(true)
 	return nil
 }
@@ -256,11 +259,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if adm != nil {
 		adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{
-				Metrics: s.deps.Metrics.Handler(),
-				Ready:   s.isReady,
-				Reload:  s.Reload,
-				Routes:  func() any { return s.current.Load().Routes() },
-				Version: s.opts.Version,
+				Metrics:   s.deps.Metrics.Handler(),
+				Ready:     s.isReady,
+				Reload:    s.Reload,
+				Routes:    func() any { return s.current.Load().Routes() },
+				Upstreams: func() any { return s.deps.Upstreams.Status() },
+				Version:   s.opts.Version,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       60 * time.Second,
@@ -273,6 +277,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.sinks.Run(bg) })
 	s.bgCtx, s.bgWG = bg, &wg
 	s.startShared(bg, &wg)
+	s.deps.Upstreams.Activate(s.current.Load().services)
 	wg.Go(func() { s.reloadLoop(bg) })
 	if s.opts.WatchFile != "" {
 		if w := s.newWatcher(s.opts.WatchFile); w != nil {

@@ -31,8 +31,14 @@ type Exchange struct {
 	// UpstreamPath is the escaped path (without query) the upstream receives:
 	// the normalized request path after strip_prefix or path_rewrite.
 	UpstreamPath string
+	// UpstreamHost, when set (by request_transform), is the Host header the
+	// upstream receives, overriding the service's host settings.
+	UpstreamHost string
 	// Upstream is the target that served the request ("host:port").
 	Upstream string
+	// Attempts counts the upstream attempts when the request was retried
+	// (0 otherwise).
+	Attempts int
 	// UpstreamDuration is the time from sending the request upstream to the
 	// end of the response body.
 	UpstreamDuration time.Duration

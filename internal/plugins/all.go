@@ -18,6 +18,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
 	"github.com/portico-gateway/portico/internal/plugins/requestid"
+	"github.com/portico-gateway/portico/internal/plugins/transform"
 )
 
 // All returns the registrations of every built-in plugin.
@@ -36,6 +37,8 @@ func All() []plugin.Registration {
 		acl.Registration(),
 		ratelimit.IPRegistration(),
 		ratelimit.Registration(),
+		transform.RequestRegistration(),
+		transform.ResponseRegistration(),
 		deprecation.Registration(),
 	}
 }
@@ -43,10 +46,8 @@ func All() []plugin.Registration {
 // Planned names plugins that later versions add, so a config that uses one
 // gets "not available in this version" rather than "unknown plugin".
 var Planned = map[string]string{
-	"compression":        "response compression",
-	"request_transform":  "request transformation",
-	"response_transform": "response transformation",
-	"cache":              "response caching",
+	"compression": "response compression",
+	"cache":       "response caching",
 }
 
 // NewRegistry returns the registry of all built-in plugins.

@@ -251,9 +251,6 @@ func (c *call) exchange() error {
 			c.bodyLen = -1
 		}
 	}
-	if c.h.total > 0 {
-		c.deadline = time.Now().Add(c.h.total)
-	}
 	for attempt := 0; ; attempt++ {
 		if err := c.connect(attempt > 0); err != nil {
 			return err
@@ -326,6 +323,8 @@ func (c *call) writeRequest() error {
 	}
 	host := c.t.Host
 	switch {
+	case ex.UpstreamHost != "":
+		host = ex.UpstreamHost
 	case c.h.hostHeader != "":
 		host = c.h.hostHeader
 	case c.h.preserveHost && r.Host != "":

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/problem"
@@ -47,12 +49,19 @@ func StatusFor(err error) int {
 		write    *clientWriteError
 		op       *net.OpError
 		ne       net.Error
+		retried  *statusError
 	)
 	switch {
 	case errors.Is(err, context.Canceled), errors.As(err, &write):
 		return problem.StatusClientClosedRequest
 	case errors.Is(err, upstream.ErrNoTarget):
 		return http.StatusServiceUnavailable
+	case errors.As(err, &retried):
+		switch retried.status {
+		case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return retried.status
+		}
+		return http.StatusBadGateway
 	case errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
 	case errors.As(err, &body):
@@ -72,6 +81,10 @@ func StatusFor(err error) int {
 func detailFor(status int, err error) string {
 	switch status {
 	case http.StatusServiceUnavailable:
+		var open *upstream.OpenError
+		if errors.As(err, &open) {
+			return "the service is failing; requests are paused while it recovers"
+		}
 		return "no upstream target is available"
 	case http.StatusGatewayTimeout:
 		return "upstream did not answer in time"
@@ -112,8 +125,33 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ex *plugin.Exchan
 		// The client is gone: the status is for the access log.
 		w.WriteHeader(status)
 		return
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		if h.fallback != nil {
+			h.fallback.write(w, r)
+			return
+		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", retryAfter(err))
+		}
 	}
 	problem.Write(w, r, status, "", detailFor(status, err))
+}
+
+// retryAfter is the Retry-After value for a 503: the time until an open
+// breaker admits requests again, in whole seconds rounded up, or 1.
+func retryAfter(err error) string {
+	var open *upstream.OpenError
+	if errors.As(err, &open) && open.RetryAfter > time.Second {
+		return strconv.FormatInt(int64((open.RetryAfter+time.Second-1)/time.Second), 10)
+	}
+	return "1"
+}
+
+// statusError stands for an upstream answer that was to be retried when
+// no retry could follow (no target left, or the client's deadline): the
+// client gets the status it stands for.
+type statusError struct{ status int }
+
+func (e *statusError) Error() string {
+	return "upstream answered " + strconv.Itoa(e.status) + " and could not be retried"
 }

@@ -39,6 +39,7 @@
 package proxy
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -76,6 +77,12 @@ type Options struct {
 	// close them on shutdown. It outlives config reloads. Nil means
 	// upgraded connections are not tracked.
 	Tunnels *Tunnels
+	// Retries retries failed attempts (nil: one attempt). Budget caps them
+	// (nil: no cap beyond Retries.Attempts).
+	Retries *config.Retries
+	Budget  RetryBudget
+	// Fallback answers instead of a gateway-made 502, 503 or 504.
+	Fallback *config.Fallback
 }
 
 // Handler forwards requests to one service. It is an http.Handler, safe
@@ -89,6 +96,8 @@ type Handler struct {
 	hostHeader   string
 	logger       *slog.Logger
 	tunnels      *Tunnels
+	retry        *retryPolicy
+	fallback     *fallback
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -104,6 +113,8 @@ func New(o Options) *Handler {
 		hostHeader:   o.HostHeader,
 		logger:       o.Logger,
 		tunnels:      o.Tunnels,
+		retry:        newRetryPolicy(o.Retries, o.Budget),
+		fallback:     newFallback(o.Fallback),
 	}
 	if h.connect <= 0 {
 		h.connect = DefaultConnectTimeout
@@ -130,36 +141,138 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, ex, upstream.ErrNoTarget, false)
 		return
 	}
-	t, err := h.svc.Pick()
+	start := time.Now()
+	probe, err := h.svc.Admit(start)
 	if err != nil {
 		h.fail(w, r, ex, err, false)
 		return
 	}
-	ex.Upstream = t.Addr
+	res := h.forward(w, r, ex, start)
+	h.svc.Done(time.Now(), probe, res)
+}
 
-	c := getCall(h, w, r, ex, t)
-	c.upgrade = upgradeType(r)
-	err = c.exchange()
-	if err == nil {
-		if c.hd.status == http.StatusSwitchingProtocols {
-			err = c.tunnel()
-		} else {
-			err = c.relay()
+// forward runs the attempts of one request: pick a target, exchange, and
+// either retry (another target, after a backoff) or relay the answer. It
+// returns the final outcome for the service breaker.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, start time.Time) upstream.Result {
+	upgrade := upgradeType(r)
+	pol := h.retry
+	retryable := pol != nil && upgrade == "" && pol.allows(r)
+	var rb *replayBody
+	if pol != nil {
+		pol.request(start)
+	}
+	if retryable {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && r.ContentLength <= int64(pol.bufferBody) {
+			rb = newReplayBody(r.Body, pol.bufferBody)
+			r.Body, r.GetBody = rb, rb.getBody
 		}
 	}
-	if err != nil && !c.sent.IsZero() && ex.UpstreamDuration == 0 {
-		ex.UpstreamDuration = time.Since(c.sent)
+	var deadline time.Time
+	if h.total > 0 {
+		deadline = start.Add(h.total)
 	}
-	wrote, hijacked := c.wroteHeader, c.hijacked
-	c.release()
+	var tried upstream.Tried
+	req := upstream.PickRequest{Tried: &tried}
+	req.Key, req.HasKey = h.svc.HashKey(r, ex.ClientIP)
+	attempts := 1
+	if pol != nil {
+		attempts = pol.attempts
+	}
+	var lastErr error
+	for n := 1; ; n++ {
+		p, err := h.svc.Pick(&req)
+		if err != nil {
+			if lastErr == nil {
+				lastErr = err
+			}
+			h.fail(w, r, ex, lastErr, false)
+			return upstream.ConnFailure
+		}
+		tried.Add(p.Pos)
+		t := p.Target
+		ex.Upstream = t.Addr
+		c := getCall(h, w, r, ex, t)
+		c.upgrade, c.deadline = upgrade, deadline
+		t.Begin()
+		at := time.Now()
+		err = c.exchange()
+		status := 0
+		if err == nil {
+			status = c.hd.status
+		}
+		res := classify(r.Context(), err, status)
+		if n < attempts && h.shouldRetry(r, c, err, status, retryable, rb) {
+			now := time.Now()
+			h.svc.Report(p, res, now.Sub(at), now)
+			if err == nil {
+				err = &statusError{status: status}
+			}
+			lastErr = err
+			c.release() // closes the connection: the answer is not read
+			t.End()
+			if !pol.wait(r.Context(), n, deadline) || (rb != nil && !rb.rewind()) {
+				h.fail(w, r, ex, lastErr, false)
+				return res
+			}
+			h.svc.CountRetry()
+			ex.Attempts = n + 1
+			continue
+		}
+		lat := time.Since(at)
+		if err == nil {
+			if c.hd.status == http.StatusSwitchingProtocols {
+				err = c.tunnel()
+			} else {
+				err = c.relay()
+			}
+			if err != nil && res == upstream.Success {
+				res = classify(r.Context(), err, 0)
+			}
+		}
+		if err != nil && !c.sent.IsZero() && ex.UpstreamDuration == 0 {
+			ex.UpstreamDuration = time.Since(c.sent)
+		}
+		wrote, hijacked := c.wroteHeader, c.hijacked
+		c.release()
+		t.End()
+		h.svc.Report(p, res, lat, time.Now())
+		switch {
+		case err == nil:
+		case hijacked:
+			// The connection is no longer the server's: nothing to write.
+			ex.Err = err
+		default:
+			h.fail(w, r, ex, err, wrote)
+		}
+		return res
+	}
+}
+
+// shouldRetry decides whether a failed attempt is tried again: a failure
+// to connect always may be (nothing was sent), other failures and the
+// configured statuses only for retryable requests whose body can be sent
+// again; the client must still be there, and the retry budget must allow
+// it.
+func (h *Handler) shouldRetry(r *http.Request, c *call, err error, status int, retryable bool, rb *replayBody) bool {
+	pol := h.retry
+	if pol == nil || r.Context().Err() != nil {
+		return false
+	}
 	switch {
 	case err == nil:
-	case hijacked:
-		// The connection is no longer the server's: nothing to write.
-		ex.Err = err
-	default:
-		h.fail(w, r, ex, err, wrote)
+		if !retryable || !pol.retriesStatus(status) {
+			return false
+		}
+	case isDialError(err):
+		// Nothing was sent; the body was not read.
+	case !retryable || classify(r.Context(), err, 0) != upstream.ConnFailure || errors.Is(err, errBadSwitch):
+		return false
 	}
+	if c.bodyRead && (rb == nil || !rb.replayable()) {
+		return false
+	}
+	return pol.withdraw(time.Now())
 }
 
 // standaloneExchange stands in for the edge's Exchange when the handler

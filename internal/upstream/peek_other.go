@@ -4,7 +4,7 @@ package upstream
 
 import "net"
 
-// peekAlive cannot look at the socket without blocking on this platform;
-// a connection closed by the upstream is caught by the proxy's retry of
-// replayable requests instead.
-func peekAlive(net.Conn) bool { return true }
+// peek cannot look at the socket without blocking on this platform: every
+// connection counts as idle, and a connection closed by the upstream is
+// caught by the proxy's retry of replayable requests instead.
+func peek(net.Conn) peekResult { return peekIdle }

@@ -7,32 +7,37 @@ import (
 	"syscall"
 )
 
-// peekAlive looks at the socket with recv(MSG_PEEK|MSG_DONTWAIT): EAGAIN
-// means open with nothing to read (alive); 0 bytes means the peer closed;
-// data means the peer sent something nobody asked for. Only the first is
-// usable.
-func peekAlive(c net.Conn) bool {
+// peek looks at the socket with recv(MSG_PEEK|MSG_DONTWAIT), consuming
+// nothing: EAGAIN means open with nothing to read (peekIdle); 0 bytes or
+// an error mean the peer closed it (peekClosed); bytes mean the peer sent
+// something (peekData). A connection that is not a socket counts as idle.
+func peek(c net.Conn) peekResult {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true
+		return peekIdle
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return peekClosed
 	}
 	var buf [1]byte
-	alive := false
+	res := peekClosed
 	err = raw.Read(func(fd uintptr) bool {
 		for {
-			_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			switch rerr {
-			case syscall.EINTR:
+			n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			switch {
+			case rerr == syscall.EINTR:
 				continue
-			case syscall.EAGAIN:
-				alive = true
+			case rerr == syscall.EAGAIN:
+				res = peekIdle
+			case rerr == nil && n > 0:
+				res = peekData
 			}
 			return true
 		}
 	})
-	return err == nil && alive
+	if err != nil {
+		return peekClosed
+	}
+	return res
 }

@@ -27,13 +27,18 @@
 package upstream
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
+	"reflect"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
@@ -62,6 +67,8 @@ type Registry struct {
 
 	mu      sync.Mutex
 	targets map[targetKey]*Target
+	states  map[string]*serviceState
+	live    []*Service // the services of the live snapshot
 	closed  bool
 }
 
@@ -72,7 +79,7 @@ func NewRegistry(logger *slog.Logger) *Registry {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{logger: logger, targets: make(map[targetKey]*Target)}
+	return &Registry{logger: logger, targets: make(map[targetKey]*Target), states: make(map[string]*serviceState)}
 }
 
 // Service returns the runtime service for cfg. cfg has its defaults
@@ -92,11 +99,12 @@ func (r *Registry) Service(cfg config.Service) (*Service, error) {
 	}
 	type parsed struct {
 		url, addr, host string
+		tls             bool
 		weight          int
 	}
 	ps := make([]parsed, len(specs))
 	for i, s := range specs {
-		addr, host, err := parseTargetURL(s.URL)
+		addr, host, tls, err := parseTargetURL(s.URL)
 		if err != nil {
 			return nil, fmt.Errorf("service %q: target %q: %w", cfg.Name, s.URL, err)
 		}
@@ -104,7 +112,7 @@ func (r *Registry) Service(cfg config.Service) (*Service, error) {
 		if w <= 0 {
 			w = 1
 		}
-		ps[i] = parsed{url: s.URL, addr: addr, host: host, weight: w}
+		ps[i] = parsed{url: s.URL, addr: addr, host: host, tls: tls, weight: w}
 	}
 	maxIdle := cfg.MaxIdleConns
 	if maxIdle <= 0 {
@@ -113,6 +121,17 @@ func (r *Registry) Service(cfg config.Service) (*Service, error) {
 	idleTimeout := cfg.IdleConnTimeout.D()
 	if idleTimeout <= 0 {
 		idleTimeout = DefaultIdleConnTimeout
+	}
+
+	var tlsConf *tls.Config
+	for _, p := range ps {
+		if p.tls && tlsConf == nil {
+			c, err := clientTLSConfig(cfg.TLS)
+			if err != nil {
+				return nil, fmt.Errorf("service %q: tls: %w", cfg.Name, err)
+			}
+			tlsConf = c
+		}
 	}
 
 	targets := make([]*Target, len(ps))
@@ -127,13 +146,30 @@ func (r *Registry) Service(cfg config.Service) (*Service, error) {
 		t := r.targets[key]
 		if t == nil {
 			t = newTarget(p.url, p.addr, p.host)
+			t.TLS = p.tls
 			r.targets[key] = t
 		}
 		t.configure(p.weight, maxIdle, idleTimeout)
+		if p.tls {
+			t.setTLS(tlsConf)
+		}
 		targets[i] = t
 		weights[i] = p.weight
 	}
-	return newService(cfg.Name, targets, weights), nil
+	st := r.state(cfg.Name)
+	svc := &Service{
+		name:    cfg.Name,
+		cfg:     cfg,
+		targets: targets,
+		weights: weights,
+		lb:      newBalancer(cfg.LoadBalancer, targets, weights),
+		state:   st,
+		breaker: r.serviceBreaker(st, cfg.CircuitBreaker),
+	}
+	svc.outlier = newOutlier(cfg.Name, cfg.HealthCheck.Passive, targets, r.logger, func(*Target, time.Time) {
+		st.ejections.Add(1)
+	})
+	return svc, nil
 }
 
 // Sweep closes the targets that no service in keep references: their idle
@@ -172,38 +208,242 @@ func (r *Registry) Close() error {
 	r.closed = true
 	targets := r.targets
 	r.targets = make(map[targetKey]*Target)
+	var stops []func()
+	for _, st := range r.states {
+		if st.checks != nil {
+			stops = append(stops, st.checks.stop)
+			st.checks = nil
+		}
+	}
+	r.live = nil
 	r.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
 	for _, t := range targets {
 		t.close()
 	}
 	return nil
 }
 
-// parseTargetURL checks a target URL ("http://host[:port]") and returns the
-// dial address and the Host header value.
-func parseTargetURL(raw string) (addr, host string, err error) {
+// parseTargetURL checks a target URL ("http://host[:port]" or https) and
+// returns the dial address, the Host header value and whether it is https.
+func parseTargetURL(raw string) (addr, host string, https bool, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", errors.New("not a valid URL")
+		return "", "", false, errors.New("not a valid URL")
 	}
+	https = u.Scheme == "https"
 	switch {
-	case u.Scheme != "http":
-		return "", "", errors.New("scheme must be http")
+	case u.Scheme != "http" && !https:
+		return "", "", false, errors.New("scheme must be http or https")
 	case u.Host == "":
-		return "", "", errors.New("missing host")
+		return "", "", false, errors.New("missing host")
 	case u.User != nil:
-		return "", "", errors.New("credentials are not allowed in a target URL")
+		return "", "", false, errors.New("credentials are not allowed in a target URL")
 	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "":
-		return "", "", errors.New("a target URL has no path, query or fragment")
+		return "", "", false, errors.New("a target URL has no path, query or fragment")
 	}
 	hostname, port := u.Hostname(), u.Port()
 	if hostname == "" {
-		return "", "", errors.New("missing host")
+		return "", "", false, errors.New("missing host")
 	}
 	if port == "" {
 		port = "80"
+		if https {
+			port = "443"
+		}
 	} else if n, perr := strconv.Atoi(port); perr != nil || n < 1 || n > 65535 {
-		return "", "", errors.New("port must be 1..65535")
+		return "", "", false, errors.New("port must be 1..65535")
 	}
-	return net.JoinHostPort(hostname, port), u.Host, nil
+	return net.JoinHostPort(hostname, port), u.Host, https, nil
+}
+
+// serviceState is what a service keeps across config snapshots, under its
+// name: the service breaker, the running active checks, and counters.
+type serviceState struct {
+	name       string
+	breaker    *Breaker
+	breakerCfg config.CircuitBreaker
+	checks     *activeRun
+
+	retries     atomic.Int64
+	failures    atomic.Int64
+	ejections   atomic.Int64
+	transitions [3]atomic.Int64 // by state entered
+}
+
+// activeRun is a service's running active health checks.
+type activeRun struct {
+	cfg     config.ActiveHealthCheck
+	targets []*Target
+	stop    func()
+}
+
+// state returns the state kept for a service name, creating it. r.mu is
+// held.
+func (r *Registry) state(name string) *serviceState {
+	st := r.states[name]
+	if st == nil {
+		st = &serviceState{name: name}
+		r.states[name] = st
+	}
+	return st
+}
+
+// serviceBreaker returns the service breaker for cfg (nil when off),
+// keeping the existing one, and its state, when the settings did not
+// change. r.mu is held.
+func (r *Registry) serviceBreaker(st *serviceState, cfg *config.CircuitBreaker) *Breaker {
+	if cfg == nil {
+		return nil
+	}
+	if st.breaker != nil && st.breakerCfg == *cfg {
+		return st.breaker
+	}
+	st.breakerCfg = *cfg
+	st.breaker = newBreaker(*cfg, r.onBreakerChange(st, ""))
+	return st.breaker
+}
+
+// onBreakerChange logs a breaker's transitions and counts them.
+func (r *Registry) onBreakerChange(st *serviceState, target string) func(from, to BreakerState) {
+	return func(from, to BreakerState) {
+		if int(to) < len(st.transitions) {
+			st.transitions[to].Add(1)
+		}
+		level := slog.LevelInfo
+		if to == BreakerOpen {
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{slog.String("service", st.name), slog.String("from", from.String()), slog.String("to", to.String())}
+		if target != "" {
+			attrs = append(attrs, slog.String("target", target))
+		}
+		r.logger.LogAttrs(context.Background(), level, "circuit breaker state changed", attrs...)
+	}
+}
+
+// Activate makes the services of the snapshot now serving live: it starts
+// their active health checks (restarting those whose settings or targets
+// changed, stopping those of services no longer configured), installs or
+// removes per-target breakers, and closes the targets no service
+// references any more (see Sweep). The gateway calls it after every
+// snapshot swap.
+func (r *Registry) Activate(live []*Service) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.live = live
+	var stops []func()
+	keep := make(map[string]bool, len(live))
+	type start struct {
+		st  *serviceState
+		svc *Service
+	}
+	var starts []start
+	for _, s := range live {
+		keep[s.name] = true
+		st := r.state(s.name)
+		a := s.cfg.HealthCheck.Active
+		run := st.checks
+		if run != nil && (a == nil || !reflect.DeepEqual(run.cfg, *a) || !slices.Equal(run.targets, s.targets)) {
+			stops = append(stops, run.stop)
+			st.checks = nil
+		}
+		if a != nil && st.checks == nil {
+			starts = append(starts, start{st, s})
+		}
+		for _, t := range s.targets {
+			if s.cfg.CircuitBreaker != nil && s.cfg.CircuitBreaker.PerTarget {
+				if b := t.breaker.Load(); b == nil {
+					t.breaker.Store(newBreaker(*s.cfg.CircuitBreaker, r.onBreakerChange(st, t.URL)))
+				} else {
+					b.reconfigure(*s.cfg.CircuitBreaker)
+				}
+			} else {
+				t.breaker.Store(nil)
+			}
+			if a == nil {
+				t.setActiveHealthy(true)
+			}
+		}
+	}
+	for name, st := range r.states {
+		if !keep[name] {
+			if st.checks != nil {
+				stops = append(stops, st.checks.stop)
+			}
+			delete(r.states, name)
+		}
+	}
+	for _, s := range starts {
+		a := *s.svc.cfg.HealthCheck.Active
+		stop := startActive(s.svc.name, &a, s.svc.targets, s.svc.cfg.Timeouts.Connect.D(), r.logger, nil)
+		s.st.checks = &activeRun{cfg: a, targets: s.svc.targets, stop: stop}
+	}
+	r.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	r.Sweep(live)
+}
+
+// TargetStatus is one target in the admin API's GET /upstreams.
+type TargetStatus struct {
+	URL           string  `json:"url"`
+	Weight        int     `json:"weight"`
+	Available     bool    `json:"available"`
+	ActiveHealthy bool    `json:"active_healthy"`
+	EjectedUntil  string  `json:"ejected_until,omitempty"`
+	Breaker       string  `json:"breaker,omitempty"`
+	InFlight      int64   `json:"in_flight"`
+	IdleConns     int     `json:"idle_connections"`
+	LatencyMillis float64 `json:"latency_ewma_ms"`
+}
+
+// ServiceStatus is one service in GET /upstreams.
+type ServiceStatus struct {
+	Name        string         `json:"name"`
+	Balancer    string         `json:"load_balancer"`
+	Breaker     string         `json:"breaker,omitempty"`
+	Retries     int64          `json:"retries_total"`
+	Failures    int64          `json:"failed_attempts_total"`
+	Ejections   int64          `json:"ejections_total"`
+	ActiveCheck bool           `json:"active_health_checks"`
+	Targets     []TargetStatus `json:"targets"`
+}
+
+// Status describes the live services and their targets now.
+func (r *Registry) Status() []ServiceStatus {
+	r.mu.Lock()
+	live := r.live
+	r.mu.Unlock()
+	now := time.Now()
+	out := make([]ServiceStatus, 0, len(live))
+	for _, s := range live {
+		ss := ServiceStatus{
+			Name: s.name, Balancer: s.cfg.LoadBalancer.Algorithm, Breaker: s.BreakerState(now),
+			Retries: s.state.retries.Load(), Failures: s.state.failures.Load(), Ejections: s.state.ejections.Load(),
+			ActiveCheck: s.cfg.HealthCheck.Active != nil,
+		}
+		for _, t := range s.targets {
+			ts := TargetStatus{
+				URL: t.URL, Weight: t.Weight(), Available: t.available(now.UnixNano()),
+				ActiveHealthy: t.ActiveHealthy(), InFlight: t.Inflight(), IdleConns: t.Idle(),
+				LatencyMillis: float64(t.Latency().Microseconds()) / 1000,
+			}
+			if u := t.EjectedUntil(); u.After(now) {
+				ts.EjectedUntil = u.UTC().Format(time.RFC3339)
+			}
+			if b := t.breaker.Load(); b != nil {
+				ts.Breaker = b.State(now).String()
+			}
+			ss.Targets = append(ss.Targets, ts)
+		}
+		out = append(out, ss)
+	}
+	return out
 }

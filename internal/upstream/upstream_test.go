@@ -69,7 +69,7 @@ func TestRegistryServiceErrors(t *testing.T) {
 		want string
 	}{
 		{"no targets", config.Service{Name: "a"}, "no targets"},
-		{"https", config.Service{Name: "a", URL: "https://x"}, "scheme must be http"},
+		{"ftp", config.Service{Name: "a", URL: "ftp://x"}, "scheme must be http or https"},
 		{"path", config.Service{Name: "a", URL: "http://x/api"}, "no path"},
 		{"credentials", config.Service{Name: "a", URL: "http://u:p@x"}, "credentials"},
 		{"port", config.Service{Name: "a", URL: "http://x:99999"}, "port"},
@@ -123,11 +123,11 @@ func TestPickSmoothWeighted(t *testing.T) {
 	}
 	var got []string
 	for range 8 {
-		tg, err := s.Pick()
+		p, err := s.Pick(&PickRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, tg.Addr[:1])
+		got = append(got, p.Target.Addr[:1])
 	}
 	if want := "a a b a a a b a"; strings.Join(got, " ") != want {
 		t.Fatalf("got %q, want %q", strings.Join(got, " "), want)
@@ -152,9 +152,9 @@ func TestPickUniformRoundRobin(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 300 {
-				tg, _ := s.Pick()
+				p, _ := s.Pick(&PickRequest{})
 				mu.Lock()
-				counts[tg.Addr[:1]]++
+				counts[p.Target.Addr[:1]]++
 				mu.Unlock()
 			}
 		}()
@@ -348,7 +348,7 @@ func TestRegistryCloseRefusesServices(t *testing.T) {
 func TestPickNoTarget(t *testing.T) {
 	t.Parallel()
 	var s Service
-	if _, err := s.Pick(); !errors.Is(err, ErrNoTarget) {
+	if _, err := s.Pick(&PickRequest{}); !errors.Is(err, ErrNoTarget) {
 		t.Fatalf("got %v, want ErrNoTarget", err)
 	}
 }
@@ -373,7 +373,7 @@ func BenchmarkPickWeighted(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			_, _ = s.Pick()
+			_, _ = s.Pick(&PickRequest{})
 		}
 	})
 }

@@ -209,7 +209,8 @@ func TestVersion(t *testing.T) {
 // TestDemo runs `portico demo` and walks the flow its tour prints.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	g := startProcess(t, t.TempDir(), "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	g := startProcess(t, t.TempDir(), "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--control", "127.0.0.1:0")
 	c := newClient(t)
 
 	resp, body := do(t, c, http.MethodPost, g.URL("/api/auth/login"),
@@ -256,9 +257,136 @@ func TestDemo(t *testing.T) {
 	resp, body = get(t, c, g.URL("/nope"))
 	checkProblem(t, resp, body, http.StatusNotFound)
 
+	demoReplicas(t, g, c, auth)
+
 	c.CloseIdleConnections()
 	g.Signal(syscall.SIGINT)
 	if code := g.Wait(10 * time.Second); code != 0 {
 		t.Errorf("exit code after SIGINT: got %d, want 0", code)
 	}
+}
+
+// demoReplicas walks the demo tour's replica step: both orders replicas
+// answer in turn from one store; orders-2 stopped through the demo's
+// control listener costs clients nothing; GET /upstreams shows it
+// unavailable; started again, it answers again.
+func demoReplicas(t *testing.T, g *gw, c *http.Client, auth []string) {
+	t.Helper()
+	var control string
+	for _, l := range g.stderr.JSONLines() {
+		if l["msg"] == "demo control listening" {
+			control, _ = l["control"].(string)
+		}
+	}
+	if control == "" {
+		t.Fatalf("no \"demo control listening\" log line with the control address")
+	}
+	control = "http://" + control
+	if !g.stdout.waitFor(startTimeout, g.done, func(s string) bool { return strings.Contains(s, "Control  "+control) }) {
+		t.Errorf("the tour does not print the control address %s:\n%s", control, g.stdout)
+	}
+	var list struct {
+		Replicas []struct{ Name, URL, State string }
+	}
+	resp, body := get(t, c, control+"/replicas")
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Replicas) != 2 {
+		t.Fatalf("GET /replicas: got %d %s, want 200 listing two replicas", resp.StatusCode, body)
+	}
+	orders2 := list.Replicas[1].URL
+	if list.Replicas[1].Name != "orders-2" || orders2 == "" {
+		t.Fatalf("GET /replicas: got %s, want orders-2 second", body)
+	}
+
+	// replica sends GET path through the gateway and returns who answered.
+	replica := func(path string) (int, string) {
+		t.Helper()
+		resp, body := get(t, c, g.URL(path), auth...)
+		var m struct{ Replica string }
+		_ = json.Unmarshal(body, &m)
+		return resp.StatusCode, m.Replica
+	}
+
+	// An order made through one replica is read through both.
+	resp, body = do(t, c, http.MethodPost, g.URL("/api/orders"),
+		strings.NewReader(`{"items":[{"sku":"MUG-01","quantity":2,"unit_price":1250}]}`),
+		append([]string{"Content-Type", "application/json"}, auth...)...)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, "/api/orders/") {
+		t.Fatalf("create order: got %d %s (Location %q), want 201 with a Location", resp.StatusCode, body, loc)
+	}
+	seen := map[string]int{}
+	for range 4 {
+		code, who := replica(loc)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: got %d, want 200 from either replica", loc, code)
+		}
+		seen[who]++
+	}
+	if seen["orders-1"] == 0 || seen["orders-2"] == 0 || len(seen) != 2 {
+		t.Errorf("replicas over 4 requests: got %v, want both orders-1 and orders-2 (round robin)", seen)
+	}
+
+	resp, body = do(t, c, http.MethodPost, control+"/replicas/orders-2/stop", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"state":"down"`) {
+		t.Fatalf("stop orders-2: got %d %s, want 200 down", resp.StatusCode, body)
+	}
+	// No client sees the outage: the first requests are retried on
+	// orders-1, later ones no longer go to orders-2.
+	for i := range 10 {
+		if code, who := replica("/api/orders"); code != http.StatusOK || who != "orders-1" {
+			t.Errorf("request %d with orders-2 down: got %d from %q, want 200 from orders-1", i, code, who)
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		if demoTargetAvailable(t, g, orders2) {
+			return errors.New("GET /upstreams still shows orders-2 available")
+		}
+		return nil
+	})
+
+	resp, body = do(t, c, http.MethodPost, control+"/replicas/orders-2/start", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"state":"up"`) {
+		t.Fatalf("start orders-2: got %d %s, want 200 up", resp.StatusCode, body)
+	}
+	// Back after two passing health checks, or at most one passive
+	// ejection (10s).
+	eventually(t, 20*time.Second, func() error {
+		code, who := replica("/api/orders")
+		if code != http.StatusOK {
+			return fmt.Errorf("GET /api/orders after the restart: got %d, want 200", code)
+		}
+		if who != "orders-2" {
+			return errors.New("orders-2 does not answer again")
+		}
+		return nil
+	})
+}
+
+// demoTargetAvailable reports what the admin API's GET /upstreams says
+// of the target with url.
+func demoTargetAvailable(t *testing.T, g *gw, url string) bool {
+	t.Helper()
+	resp, err := http.Get(g.AdminURL("/upstreams"))
+	if err != nil {
+		t.Fatalf("GET /upstreams: %s", err)
+	}
+	defer resp.Body.Close()
+	var services []struct {
+		Targets []struct {
+			URL       string `json:"url"`
+			Available bool   `json:"available"`
+		} `json:"targets"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&services); err != nil {
+		t.Fatalf("decode GET /upstreams (status %d): %s", resp.StatusCode, err)
+	}
+	for _, s := range services {
+		for _, tg := range s.Targets {
+			if tg.URL == url {
+				return tg.Available
+			}
+		}
+	}
+	t.Fatalf("target %s is not in GET /upstreams", url)
+	return false
 }

@@ -29,6 +29,7 @@ func TestExamplesValidate(t *testing.T) {
 	env := append(os.Environ(),
 		"PORTICO_DEMO_AUTH_URL=http://127.0.0.1:3000",
 		"PORTICO_DEMO_ORDERS_URL=http://127.0.0.1:3001",
+		"PORTICO_DEMO_ORDERS_2_URL=http://127.0.0.1:3011",
 		"PORTICO_DEMO_PAYMENT_URL=http://127.0.0.1:3002",
 		"BENCH_LISTEN=127.0.0.1:0",
 		"BENCH_UPSTREAM=http://127.0.0.1:3003",

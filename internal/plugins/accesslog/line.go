@@ -60,6 +60,10 @@ func appendLine(b []byte, r *http.Request, ex *plugin.Exchange, start time.Time,
 		b = append(b, `,"upstream_ms":`...)
 		b = appendMillis(b, ex.UpstreamDuration)
 	}
+	if ex.Attempts > 1 {
+		b = append(b, `,"attempts":`...)
+		b = strconv.AppendInt(b, int64(ex.Attempts), 10)
+	}
 	b = append(b, `,"user_agent":"`...)
 	if ua := r.Header["User-Agent"]; len(ua) > 0 {
 		b = appendEscaped(b, ua[0])
