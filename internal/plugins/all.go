@@ -10,6 +10,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/plugins/basicauth"
 	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
+	"github.com/portico-gateway/portico/internal/plugins/compression"
 	"github.com/portico-gateway/portico/internal/plugins/cors"
 	"github.com/portico-gateway/portico/internal/plugins/deprecation"
 	"github.com/portico-gateway/portico/internal/plugins/introspection"
@@ -28,6 +29,7 @@ func All() []plugin.Registration {
 		accesslog.Registration(),
 		iprestriction.Registration(),
 		cors.Registration(),
+		compression.Registration(),
 		bodylimit.Registration(),
 		keyauth.Registration(),
 		jwt.Registration(),
@@ -46,8 +48,7 @@ func All() []plugin.Registration {
 // Planned names plugins that later versions add, so a config that uses one
 // gets "not available in this version" rather than "unknown plugin".
 var Planned = map[string]string{
-	"compression": "response compression",
-	"cache":       "response caching",
+	"cache": "response caching",
 }
 
 // NewRegistry returns the registry of all built-in plugins.
