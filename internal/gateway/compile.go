@@ -65,9 +65,12 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		errs = append(errs, err)
 		routePlugins[i] = cs
 	}
+	consumerPlugins, err := decodeConsumerPlugins(cfg, d.Plugins)
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, cfg.Report(err)
 	}
+	consumerOnly := consumerRateLimit(d.Plugins, consumerPlugins)
 
 	consumers, err := consumer.New(cfg.Consumers)
 	if err != nil {
@@ -173,18 +176,22 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			po.Budget = budget
 		}
 		px := proxy.New(po)
-		chain := withAuthGate(d.Plugins, plugin.Merge(global, svcPlugins[rc.Service], routePlugins[i]))
+		chain := withAuthGate(d.Plugins, plugin.Merge(consumerOnly, global, svcPlugins[rc.Service], routePlugins[i]))
 		collectIdentityHeaders(identity, chain)
 		h, err := plugin.Chain(chain, plugin.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 			Consumers: consumers, Shared: shared,
 			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry(),
+			ConsumerPlugins: consumerPlugins,
 		}, px)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		rt.handler = h
+		for _, c := range chain {
+			rt.cors = rt.cors || c.Reg.Name == "cors"
+		}
 		rules = append(rules, router.Rule[*route]{
 			Value:   rt,
 			Hosts:   rc.Match.Hosts,
@@ -348,6 +355,8 @@ func CheckPlugins(cfg *config.Config, reg *plugin.Registry) error {
 		_, err := reg.Decode(cfg, rc.Plugins, plugin.ScopeRoute)
 		errs = append(errs, err)
 	}
+	_, err = decodeConsumerPlugins(cfg, reg)
+	errs = append(errs, err)
 	return errors.Join(errs...)
 }
 

@@ -10,7 +10,9 @@
 // The order of plugins is code, not data: Chain sorts a route's plugins by
 // Phase and folds them once, so no config can put rate limiting before
 // authentication. Plugins may be set globally, on a service, or on a route;
-// for the same name the most specific scope wins (Resolve).
+// for the same name the most specific scope wins (Resolve). A consumer may
+// set rate_limit for itself (ScopeConsumer); the plugin applies it to that
+// consumer's requests on every route.
 package plugin
 
 import (
@@ -64,6 +66,9 @@ const (
 	ScopeGlobal Scope = iota
 	ScopeService
 	ScopeRoute
+	// ScopeConsumer is a plugin set on a consumer (consumers[i].plugins):
+	// it applies to that consumer's requests on every route.
+	ScopeConsumer
 )
 
 func (s Scope) String() string {
@@ -72,6 +77,8 @@ func (s Scope) String() string {
 		return "service"
 	case ScopeRoute:
 		return "route"
+	case ScopeConsumer:
+		return "consumer"
 	default:
 		return "global"
 	}
@@ -121,6 +128,9 @@ type BuildEnv struct {
 	Store *config.Store
 	// Tiers are the config's rate-limit tiers, by name.
 	Tiers map[string]config.Tier
+	// ConsumerPlugins are the plugins set on consumers, by consumer name
+	// (only rate_limit may be); nil when no consumer sets one.
+	ConsumerPlugins map[string]Configured
 	// Metrics registers a plugin's Prometheus collectors (nil: no metrics).
 	// Collectors that outlive a snapshot are created once, in Shared.
 	Metrics prometheus.Registerer

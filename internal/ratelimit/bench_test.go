@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -100,6 +101,46 @@ func BenchmarkRedisAllow(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkRedisPipeline compares 64 concurrent callers against one real
+// Redis with automatic pipelining (the default) and with one round trip
+// per decision.
+func BenchmarkRedisPipeline(b *testing.B) {
+	srv := redistest.Start(b)
+	const callers = 64
+	for _, mode := range []struct {
+		name string
+		off  bool
+	}{{"pipelined", false}, {"off", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			rl, err := NewRedis(RedisOptions{URL: srv.URL(), Timeout: time.Second, KeyPrefix: "bench:", NoPipeline: mode.off})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rl.Close()
+			keys := benchKeys(1024)
+			var next atomic.Uint64
+			ctx := context.Background()
+			b.SetParallelism((callers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ReportAllocs()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				i := next.Add(101)
+				for pb.Next() {
+					i++
+					if _, err := rl.Allow(ctx, keys[i&1023], benchRule); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "decisions/s")
+			if st := rl.Stats(); b.N > 0 && !mode.off {
+				b.ReportMetric(float64(st.Direct+st.Pipelines)/float64(b.N), "roundtrips/op")
+			}
 		})
 	}
 }

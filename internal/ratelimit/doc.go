@@ -47,8 +47,11 @@
 // burst of distinct keys.
 //
 // Redis keeps state in Redis (single node or Cluster): one atomic Lua script
-// per algorithm, one round trip per decision, time taken from Redis (TIME)
-// so gateway instances with skewed clocks agree. Keys are hash-tagged
+// per algorithm and decision, time taken from Redis (TIME) so gateway
+// instances with skewed clocks agree. Concurrent decisions are pipelined
+// automatically (no timer: a decision that finds a connection slot free
+// goes out alone at once; those that arrive while all are busy leave
+// together as soon as one returns). Keys are hash-tagged
 // "{prefix+key}" so each key stays on one Cluster slot, and every write sets
 // PEXPIRE so idle keys disappear. Decisions are exact across any number of
 // instances sharing the Redis.

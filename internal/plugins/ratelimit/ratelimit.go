@@ -16,12 +16,20 @@
 //	rl:route:<route>:<limit>:<key>    on a route
 //	rl:service:<service>:<limit>:<key> on a service
 //	rl:global::<limit>:<key>           in the global plugins
+//	rl:consumer:<name>:<limit>:<key>   a consumer's own rate_limit
 //	rl:shared:<share>:<limit>:<key>    with share: NAME
+//
+// so two routes never count together unless they set the same share.
+//
+// A consumer may set its own rate_limit (consumers[].plugins, handed to
+// Build as BuildEnv.ConsumerPlugins): for that consumer's requests it
+// decides instead of the route's, on every route, with one budget across
+// them. Those limiters are built once per snapshot and shared by the
+// routes.
 //
 // ip_rate_limit's own counters start with rl:ip:route:, rl:ip:service: or
 // rl:ip:global:, so they never meet rate_limit's by accident.
 //
-// so two routes never count together unless they set the same share.
 // Allowed responses carry RateLimit-Limit, RateLimit-Remaining and
 // RateLimit-Reset for the most restrictive limit; refused ones get 429 with
 // Retry-After and a problem JSON body.
@@ -60,10 +68,22 @@ func Registration() plugin.Registration {
 			if err != nil {
 				return nil, err
 			}
-			return build(settings{limits: sp.Limits, tier: sp.Tier, keys: keys, share: sp.Share,
-				headers: sp.Headers, xHeaders: sp.XHeaders, concurrency: sp.Concurrency, mode: sp.Mode, lease: sp.Lease}, env)
+			l, err := build(specSettings(sp, keys), env)
+			if err != nil {
+				return nil, err
+			}
+			if l.consumers, err = consumerLimiters(env); err != nil {
+				return nil, err
+			}
+			return l.middleware, nil
 		},
 	}
+}
+
+// specSettings are the settings of a rate_limit Spec with its parsed keys.
+func specSettings(sp *Spec, keys []keyPart) settings {
+	return settings{limits: sp.Limits, tier: sp.Tier, keys: keys, share: sp.Share,
+		headers: sp.Headers, xHeaders: sp.XHeaders, concurrency: sp.Concurrency, mode: sp.Mode, lease: sp.Lease}
 }
 
 // IPRegistration declares the ip_rate_limit plugin.
@@ -74,8 +94,12 @@ func IPRegistration() plugin.Registration {
 		Spec:  func() plugin.Spec { return &IPSpec{Headers: true} },
 		Build: func(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 			sp := s.(*IPSpec)
-			return build(settings{plugin: "ip:", limits: sp.Limits, keys: []keyPart{{kind: keyIP}}, share: sp.Share,
+			l, err := build(settings{plugin: "ip:", limits: sp.Limits, keys: []keyPart{{kind: keyIP}}, share: sp.Share,
 				headers: sp.Headers, xHeaders: sp.XHeaders}, env)
+			if err != nil {
+				return nil, err
+			}
+			return l.middleware, nil
 		},
 	}
 }
@@ -94,6 +118,9 @@ type settings struct {
 	// counters never meet rate_limit's on the same route, even when both
 	// name a limit alike. Empty for rate_limit.
 	plugin string
+	// consumer names the consumer whose own rate_limit these settings
+	// are: its counters are namespaced consumer:<name>. Empty otherwise.
+	consumer string
 }
 
 // policy is the compiled limits of one caller class.
@@ -118,10 +145,14 @@ type limiter struct {
 	concurrency int64
 	inflight    *inflight
 	metrics     *metrics
-	route       string
+	route       string // metrics label; "" for a consumer's limiter (the request's route)
+	// consumers are the limiters of the consumers that set their own
+	// rate_limit, by consumer name: they decide those consumers' requests
+	// instead of this one. Shared by every route of a snapshot.
+	consumers map[string]*limiter
 }
 
-func build(s settings, env *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s settings, env *plugin.BuildEnv) (*limiter, error) {
 	shared := env.Shared
 	if shared == nil {
 		shared = plugin.NewShared()
@@ -141,6 +172,9 @@ func build(s settings, env *plugin.BuildEnv) (plugin.Middleware, error) {
 	switch {
 	case s.share != "":
 		l.namespace = "shared:" + s.share
+	case s.consumer != "":
+		l.namespace = "consumer:" + s.consumer
+		l.route = ""
 	case env.Scope == plugin.ScopeRoute:
 		l.namespace = "route:" + env.Route
 	case env.Scope == plugin.ScopeService:
@@ -166,7 +200,7 @@ func build(s settings, env *plugin.BuildEnv) (plugin.Middleware, error) {
 		l.concurrency = int64(s.concurrency)
 		l.inflight = shared.Get("ratelimit:inflight", func() any { return newInflight() }).(*inflight)
 	}
-	return l.middleware, nil
+	return l, nil
 }
 
 func (l *limiter) compile(namePrefix string, limits []config.RateLimit) policy {
@@ -200,65 +234,80 @@ func (l *limiter) middleware(next http.Handler) http.Handler {
 		if ex == nil {
 			ex = &plugin.Exchange{}
 		}
-		key := l.key(r, ex)
-		if l.inflight != nil {
-			ckey := "rl:" + l.namespace + ":concurrency:" + key
-			if !l.inflight.acquire(ckey, l.concurrency) {
-				l.metrics.decision(l.route, "concurrency", false)
-				w.Header().Set("Retry-After", "1")
-				problem.Write(w, r, http.StatusServiceUnavailable, "",
-					"too many requests in flight for this caller; retry shortly")
+		if l.consumers != nil && ex.Consumer != nil {
+			if cl, ok := l.consumers[ex.Consumer.Name]; ok {
+				cl.serve(w, r, ex, next)
 				return
 			}
-			defer l.inflight.release(ckey)
 		}
-		pol := l.base
-		if l.tiers != nil && ex.Consumer != nil && ex.Consumer.Tier != "" {
-			if tp, ok := l.tiers[ex.Consumer.Tier]; ok {
-				pol = tp
-			}
-		}
-		if pol.unlimited {
-			next.ServeHTTP(w, r)
-			return
-		}
-		var shown engine.Decision
-		var denied *engine.Decision
-		for i, cr := range pol.rules {
-			start := time.Now()
-			d, err := l.lim.Allow(r.Context(), cr.prefix+key, cr.rule)
-			l.metrics.store(time.Since(start), err)
-			if err != nil {
-				w.Header().Set("Retry-After", "1")
-				detail := "the rate limit could not be checked; retry shortly"
-				if !errors.Is(err, engine.ErrUnavailable) {
-					detail = "the rate limit could not be checked"
-				}
-				problem.Write(w, r, http.StatusServiceUnavailable, "", detail)
-				return
-			}
-			l.metrics.decision(l.route, cr.rule.Name, d.Allowed)
-			if !d.Allowed {
-				if denied == nil || d.RetryAfter > denied.RetryAfter {
-					dd := d
-					denied = &dd
-				}
-				continue
-			}
-			if i == 0 || d.Remaining < shown.Remaining || d.Remaining == shown.Remaining && d.Reset > shown.Reset {
-				shown = d
-			}
-		}
-		if denied != nil {
-			l.setHeaders(w.Header(), *denied)
-			w.Header().Set("Retry-After", seconds(denied.RetryAfter))
-			problem.Write(w, r, http.StatusTooManyRequests, "",
-				"rate limit exceeded; retry after "+seconds(denied.RetryAfter)+" seconds")
-			return
-		}
-		l.setHeaders(w.Header(), shown)
-		next.ServeHTTP(w, r)
+		l.serve(w, r, ex, next)
 	})
+}
+
+// serve decides r under l's limits and passes it to next or refuses it.
+func (l *limiter) serve(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, next http.Handler) {
+	route := l.route
+	if route == "" {
+		route = ex.Route
+	}
+	key := l.key(r, ex)
+	if l.inflight != nil {
+		ckey := "rl:" + l.namespace + ":concurrency:" + key
+		if !l.inflight.acquire(ckey, l.concurrency) {
+			l.metrics.decision(route, "concurrency", false)
+			w.Header().Set("Retry-After", "1")
+			problem.Write(w, r, http.StatusServiceUnavailable, "",
+				"too many requests in flight for this caller; retry shortly")
+			return
+		}
+		defer l.inflight.release(ckey)
+	}
+	pol := l.base
+	if l.tiers != nil && ex.Consumer != nil && ex.Consumer.Tier != "" {
+		if tp, ok := l.tiers[ex.Consumer.Tier]; ok {
+			pol = tp
+		}
+	}
+	if pol.unlimited {
+		next.ServeHTTP(w, r)
+		return
+	}
+	var shown engine.Decision
+	var denied *engine.Decision
+	for i, cr := range pol.rules {
+		start := time.Now()
+		d, err := l.lim.Allow(r.Context(), cr.prefix+key, cr.rule)
+		l.metrics.store(time.Since(start), err)
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			detail := "the rate limit could not be checked; retry shortly"
+			if !errors.Is(err, engine.ErrUnavailable) {
+				detail = "the rate limit could not be checked"
+			}
+			problem.Write(w, r, http.StatusServiceUnavailable, "", detail)
+			return
+		}
+		l.metrics.decision(route, cr.rule.Name, d.Allowed)
+		if !d.Allowed {
+			if denied == nil || d.RetryAfter > denied.RetryAfter {
+				dd := d
+				denied = &dd
+			}
+			continue
+		}
+		if i == 0 || d.Remaining < shown.Remaining || d.Remaining == shown.Remaining && d.Reset > shown.Reset {
+			shown = d
+		}
+	}
+	if denied != nil {
+		l.setHeaders(w.Header(), *denied)
+		w.Header().Set("Retry-After", seconds(denied.RetryAfter))
+		problem.Write(w, r, http.StatusTooManyRequests, "",
+			"rate limit exceeded; retry after "+seconds(denied.RetryAfter)+" seconds")
+		return
+	}
+	l.setHeaders(w.Header(), shown)
+	next.ServeHTTP(w, r)
 }
 
 func (l *limiter) setHeaders(h http.Header, d engine.Decision) {

@@ -69,6 +69,8 @@ type setup struct {
 	metrics prometheus.Registerer
 	store   *config.Store
 	scope   plugin.Scope // default ScopeRoute
+	// consumers are the consumers' own rate_limit settings, by name.
+	consumers map[string]plugin.Configured
 }
 
 func start(t *testing.T, s setup) *gateway {
@@ -112,7 +114,7 @@ func start(t *testing.T, s setup) *gateway {
 			chain[i] = c
 		}
 		h, err := plugin.Chain(chain, plugin.BuildEnv{Route: rt.name, Service: "svc", Shared: s.shared,
-			Tiers: s.tiers, Metrics: s.metrics, Store: s.store}, proxy)
+			Tiers: s.tiers, Metrics: s.metrics, Store: s.store, ConsumerPlugins: s.consumers}, proxy)
 		if err != nil {
 			t.Fatalf("build chain: %s", err.Error())
 		}

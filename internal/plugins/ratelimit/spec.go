@@ -15,6 +15,10 @@ import (
 type Spec struct {
 	// Limits apply together (for example 10/s and 1000/min). Required
 	// unless Tier is set; with Tier they apply to callers without a tier.
+	// A Spec with neither (the defaults from the Registration, which no
+	// config file can give since Validate refuses it) limits nothing
+	// itself: it only applies the consumers' own rate_limit settings
+	// (BuildEnv.ConsumerPlugins), on routes that set no rate_limit.
 	Limits []config.RateLimit `yaml:"limits"`
 	// Tier takes the limits from the consumer's tier (see tiers).
 	Tier bool `yaml:"tier"`
