@@ -50,6 +50,7 @@ type route struct {
 	rewrite       *regexp.Regexp
 	replacement   string
 	metrics       *observe.RouteMetrics
+	cors          bool // the chain has the cors plugin: it answers preflights
 }
 
 // RouteInfo describes a compiled route for the admin API.
@@ -123,6 +124,10 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.notFound.ServeHTTP(&st.rec, r)
 		return
 	case router.MethodNotAllowed:
+		if pm, ok := s.preflight(r, norm); ok {
+			m = pm
+			break
+		}
 		w.Header().Set("Allow", m.Allow)
 		s.notAllowed.ServeHTTP(&st.rec, r)
 		return
@@ -138,6 +143,24 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt.handler.ServeHTTP(&st.rec, r)
+}
+
+// preflight finds the route a CORS preflight is about when the route does
+// not list OPTIONS among its methods: the route the actual request
+// (Access-Control-Request-Method) would take, if its chain has the cors
+// plugin, which answers the preflight without forwarding it.
+func (s *Snapshot) preflight(r *http.Request, norm string) (router.Match[*route], bool) {
+	method := r.Header.Get("Access-Control-Request-Method")
+	if r.Method != http.MethodOptions || method == "" || r.Header.Get("Origin") == "" {
+		return router.Match[*route]{}, false
+	}
+	actual := *r
+	actual.Method = method
+	m, res := s.table.Lookup(&actual, norm)
+	if res != router.Matched || !m.Value.cors {
+		return router.Match[*route]{}, false
+	}
+	return m, true
 }
 
 // upstreamPath applies strip_prefix or path_rewrite to the normalized path.
