@@ -177,7 +177,7 @@ type Retries struct {
 	// Default 3; range 1..10 (1: no retries).
 	Attempts int `yaml:"attempts"`
 	// Backoff is the base of the exponential backoff with full jitter: the
-	// n-th retry waits a random time in [0, min(MaxBackoff, Backoff×2^n)).
+	// n-th retry waits a random time in [0, min(MaxBackoff, Backoff×2^(n-1))].
 	// Default 25ms.
 	Backoff Duration `yaml:"backoff"`
 	// MaxBackoff caps one wait. Default 250ms.
