@@ -2,13 +2,15 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/redisclient"
 )
 
 // Defaults for RedisOptions.
@@ -64,34 +66,14 @@ type Redis struct {
 // repeated: a decision has a budget of Timeout, and Resilient decides what
 // a failure means.
 func NewRedis(opts RedisOptions) (*Redis, error) {
-	var client redis.UniversalClient
-	switch {
-	case opts.URL != "" && len(opts.Addrs) > 0:
-		return nil, errors.New("redis: set url or addrs, not both")
-	case opts.URL != "":
-		o, err := redis.ParseURL(opts.URL)
-		if err != nil {
-			// The URL may hold a password: do not echo it.
-			return nil, errors.New("redis: url is not a valid redis:// or rediss:// url")
-		}
-		o.ContextTimeoutEnabled = true
-		o.MaxRetries = -1
-		o.DialerRetries = 1
-		if opts.PoolSize > 0 {
-			o.PoolSize = opts.PoolSize
-		}
-		client = redis.NewClient(o)
-	case len(opts.Addrs) > 0:
-		client = redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs:                 opts.Addrs,
-			Password:              opts.Password,
-			PoolSize:              opts.PoolSize,
-			ContextTimeoutEnabled: true,
-			MaxRetries:            -1,
-			DialerRetries:         1,
-		})
-	default:
-		return nil, errors.New("redis: url or addrs is required")
+	client, err := redisclient.New(&config.Redis{
+		URL:      config.Secret(opts.URL),
+		Addrs:    opts.Addrs,
+		Password: config.Secret(opts.Password),
+		PoolSize: opts.PoolSize,
+	})
+	if err != nil {
+		return nil, err
 	}
 	r := &Redis{client: client, prefix: opts.KeyPrefix, timeout: opts.Timeout}
 	if r.prefix == "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 func TestEachEncodingDecodesToTheOriginal(t *testing.T) {
@@ -23,7 +24,7 @@ func TestEachEncodingDecodesToTheOriginal(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				g := startGateway(t, "", serve(body, "application/json; charset=utf-8", chunked, nil))
-				resp, raw := g.do(t, "GET", "/data", http.Header{"Accept-Encoding": {coding}}, nil)
+				resp, raw := fetch(t, g, "GET", "/data", http.Header{"Accept-Encoding": {coding}}, nil)
 				if got := resp.Header.Get("Content-Encoding"); got != coding {
 					t.Fatalf("got Content-Encoding %q, want %q", got, coding)
 				}
@@ -50,7 +51,7 @@ func TestLevelsAreUsed(t *testing.T) {
 	sizes := map[string]int{}
 	for _, lv := range []string{"1", "9"} {
 		g := startGateway(t, "levels: {gzip: "+lv+"}", serve(body, "text/plain", false, nil))
-		_, raw := g.do(t, "GET", "/", http.Header{"Accept-Encoding": {"gzip"}}, nil)
+		_, raw := fetch(t, g, "GET", "/", http.Header{"Accept-Encoding": {"gzip"}}, nil)
 		if got := decode(t, "gzip", raw); !bytes.Equal(got, body) {
 			t.Fatalf("level %s: got %d decoded bytes, want %d", lv, len(got), len(body))
 		}
@@ -170,9 +171,9 @@ func TestResponsesLeftUntouched(t *testing.T) {
 			for k, v := range tt.header {
 				h[k] = v
 			}
-			wantResp, wantBody := direct.do(t, tt.method, "/x", h, nil)
+			wantResp, wantBody := fetch(t, direct, tt.method, "/x", h, nil)
 			g := startGateway(t, "", tt.up)
-			resp, raw := g.do(t, tt.method, "/x", h, nil)
+			resp, raw := fetch(t, g, tt.method, "/x", h, nil)
 			if resp.StatusCode != wantResp.StatusCode {
 				t.Errorf("got status %d, want %d", resp.StatusCode, wantResp.StatusCode)
 			}
@@ -193,7 +194,7 @@ func TestResponsesLeftUntouched(t *testing.T) {
 }
 
 // startUpstreamOnly serves up through a plain server, for comparison.
-func startUpstreamOnly(t *testing.T, up http.Handler) *gateway {
+func startUpstreamOnly(t *testing.T, up http.Handler) *plugintest.Gateway {
 	t.Helper()
 	g := startGateway(t, "content_types: [nothing/matches]", up)
 	return g
@@ -222,7 +223,7 @@ func TestVary(t *testing.T) {
 			if tt.accept != "" {
 				h.Set("Accept-Encoding", tt.accept)
 			}
-			resp, _ := g.do(t, "GET", "/", h, nil)
+			resp, _ := fetch(t, g, "GET", "/", h, nil)
 			if got := resp.Header.Values("Vary"); strings.Join(got, "|") != strings.Join(tt.wantVary, "|") {
 				t.Errorf("got Vary %q, want %q", got, tt.wantVary)
 			}
@@ -247,7 +248,7 @@ func TestCompressedResponseHeaders(t *testing.T) {
 				extra.Set("ETag", tt.etag)
 			}
 			g := startGateway(t, "", serve(body, "application/json", false, extra))
-			resp, raw := g.do(t, "GET", "/", http.Header{"Accept-Encoding": {"zstd"}}, nil)
+			resp, raw := fetch(t, g, "GET", "/", http.Header{"Accept-Encoding": {"zstd"}}, nil)
 			if got := resp.Header.Get("ETag"); got != tt.wantETag {
 				t.Errorf("got ETag %q, want %q", got, tt.wantETag)
 			}
@@ -278,7 +279,7 @@ func TestEventStreamPassesEventByEvent(t *testing.T) {
 	g := startGateway(t, "min_size: 0\ncontent_types: [text/event-stream, text/plain]", up)
 	req, _ := http.NewRequest("GET", g.URL+"/events", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
-	resp, err := g.client.Do(req)
+	resp, err := g.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestCompressedStreamFlushesAsItGoes(t *testing.T) {
 			g := startGateway(t, "", up)
 			req, _ := http.NewRequest("GET", g.URL+"/", nil)
 			req.Header.Set("Accept-Encoding", coding)
-			resp, err := g.client.Do(req)
+			resp, err := g.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -363,7 +364,7 @@ func TestBrokenUpstreamStreamIsNotTerminated(t *testing.T) {
 	req.Header.Set("Accept-Encoding", "gzip")
 	// The client must see an error (no response, or a body that breaks
 	// off): a clean gzip end would pass the truncated body off as complete.
-	resp, err := g.client.Do(req)
+	resp, err := g.Client.Do(req)
 	if err != nil {
 		return
 	}
@@ -422,7 +423,7 @@ func TestTrailersSurviveCompression(t *testing.T) {
 		w.Header().Set("X-Checksum", "abc123")
 	})
 	g := startGateway(t, "", up)
-	resp, raw := g.do(t, "GET", "/", http.Header{"Accept-Encoding": {"gzip"}}, nil)
+	resp, raw := fetch(t, g, "GET", "/", http.Header{"Accept-Encoding": {"gzip"}}, nil)
 	if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
 		t.Fatalf("got Content-Encoding %q, want gzip", got)
 	}
@@ -446,7 +447,7 @@ func TestGatewayProblemResponsesAreCompressed(t *testing.T) {
 	} {
 		g := startGateway(t, tt.settings, up)
 		h := http.Header{"Accept-Encoding": {"gzip"}, "Content-Encoding": {"gzip"}}
-		resp, raw := g.do(t, "POST", "/", h, strings.NewReader("not gzip"))
+		resp, raw := fetch(t, g, "POST", "/", h, strings.NewReader("not gzip"))
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("%q: got status %d, want 400", tt.settings, resp.StatusCode)
 		}
@@ -465,7 +466,7 @@ func TestGatewayProblemResponsesAreCompressed(t *testing.T) {
 func TestEmptyBodyNeverCompressed(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, "min_size: 0", serve(nil, "application/json", false, nil))
-	resp, raw := g.do(t, "GET", "/", http.Header{"Accept-Encoding": {"gzip"}}, nil)
+	resp, raw := fetch(t, g, "GET", "/", http.Header{"Accept-Encoding": {"gzip"}}, nil)
 	if got := resp.Header.Get("Content-Encoding"); got != "" || len(raw) != 0 {
 		t.Errorf("got Content-Encoding %q and %d bytes, want an empty identity body", got, len(raw))
 	}
@@ -478,7 +479,7 @@ func TestH2CUpgradeOfferStillCompressed(t *testing.T) {
 	g := startGateway(t, "", serve(body, "application/json", false, nil))
 	h := http.Header{"Accept-Encoding": {"gzip"}, "Connection": {"Upgrade, HTTP2-Settings"},
 		"Upgrade": {"h2c"}, "Http2-Settings": {"AAMAAABkAAQCAAAAAAIAAAAA"}}
-	resp, raw := g.do(t, "GET", "/", h, nil)
+	resp, raw := fetch(t, g, "GET", "/", h, nil)
 	if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
 		t.Fatalf("got Content-Encoding %q, want gzip", got)
 	}

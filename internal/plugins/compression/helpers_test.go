@@ -5,76 +5,27 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
-	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
-	"github.com/portico-gateway/portico/internal/proxy"
-	"github.com/portico-gateway/portico/internal/upstream"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
-// gateway is a real edge (Exchange in the context, as the gateway's
-// snapshot does) → compression → proxy → a real upstream.
-type gateway struct {
-	URL    string
-	client *http.Client
-}
-
 // startGateway configures the plugin from settings (YAML, "" for the
-// defaults) and starts it in front of an upstream running up.
-func startGateway(t testing.TB, settings string, up http.Handler) *gateway {
+// defaults) and starts it in the shared test gateway, in front of an
+// upstream running up.
+func startGateway(t testing.TB, settings string, up http.Handler) *plugintest.Gateway {
 	t.Helper()
-	c := authtest.Configure(t, Registration(), settings)
-	mw, err := c.Reg.Build(c.Spec, &plugin.BuildEnv{Route: "test"})
-	if err != nil {
-		t.Fatalf("build: %s", err.Error())
-	}
-	upSrv := httptest.NewServer(up)
-	t.Cleanup(upSrv.Close)
-	reg := upstream.NewRegistry(nil)
-	t.Cleanup(func() { _ = reg.Close() })
-	svc, err := reg.Service(config.Service{Name: "s", URL: upSrv.URL})
-	if err != nil {
-		t.Fatalf("service: %s", err.Error())
-	}
-	h := mw(proxy.New(proxy.Options{Service: svc}))
-	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath(), RequestID: "req-1"}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
-	}))
-	t.Cleanup(edge.Close)
-	tr := &http.Transport{DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &gateway{URL: edge.URL, client: &http.Client{Transport: tr}}
+	return plugintest.Start(t, plugintest.Options{Respond: up}, plugintest.Configure(t, Registration(), settings))
 }
 
-// do sends method to path with header and returns the response with its
-// raw (still encoded) body read.
-func (g *gateway) do(t testing.TB, method, path string, header http.Header, body io.Reader) (*http.Response, []byte) {
+// fetch sends method to path with header and body and returns the
+// response with its raw (still encoded) body read.
+func fetch(t testing.TB, g *plugintest.Gateway, method, path string, header http.Header, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, g.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := g.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, raw
+	return g.Fetch(t, g.NewRequest(t, method, path, body, header))
 }
 
 // decoder returns a reader of r decoded as coding, with the standard

@@ -48,7 +48,7 @@ func TestLargeStreamKeepsMemoryFlat(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			peak := before.HeapInuse
 
-			resp, err := g.client.Do(req)
+			resp, err := g.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -79,7 +79,7 @@ func TestRequestDecompression(t *testing.T) {
 			rec := &recorder{}
 			g := startGateway(t, tt.settings, rec)
 			h := http.Header{"Content-Encoding": {tt.coding}, "Content-Type": {"application/json"}}
-			resp, raw := g.do(t, "POST", "/upload", h, bytes.NewReader(tt.payload))
+			resp, raw := fetch(t, g, "POST", "/upload", h, bytes.NewReader(tt.payload))
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("got status %d (%s), want %d", resp.StatusCode, raw, tt.wantStatus)
 			}
@@ -152,7 +152,7 @@ func TestDecompressionBombIsRefused(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			resp, raw := g.do(t, "POST", "/upload", h, bytes.NewReader(payload))
+			resp, raw := fetch(t, g, "POST", "/upload", h, bytes.NewReader(payload))
 			runtime.ReadMemStats(&after)
 			if resp.StatusCode != http.StatusRequestEntityTooLarge {
 				t.Fatalf("got status %d (%s), want 413", resp.StatusCode, raw)

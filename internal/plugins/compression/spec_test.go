@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 func TestValidate(t *testing.T) {
@@ -45,22 +45,11 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := authtest.TryConfigure(Registration(), tt.settings)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("got %s, want no error", err.Error())
-				}
+			err := plugintest.CheckConfigure(t, Registration(), tt.settings, tt.want)
+			if err == nil {
 				return
 			}
-			if err == nil {
-				t.Fatalf("got no error, want %q", tt.want)
-			}
 			msg := err.Error()
-			for _, w := range tt.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("got %q, want it to contain %q", msg, w)
-				}
-			}
 			if got := strings.Count(msg, "\n") + 1; got != len(tt.want) {
 				t.Errorf("got %d errors (%q), want %d", got, msg, len(tt.want))
 			}

@@ -13,8 +13,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/plugin"
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
@@ -23,32 +23,32 @@ const app = "https://app.example.com"
 func TestPreflightAllowedIsAnsweredByTheGateway(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, `{allow_origins: ["`+app+`"], allow_credentials: true, max_age: 5m, private_network: true}`)
-	res := g.do(t, http.MethodOptions, pathPlain,
+	res := g.Do(t, http.MethodOptions, pathPlain, "",
 		"Origin", app,
 		"Access-Control-Request-Method", "PUT",
 		"Access-Control-Request-Headers", "content-type,X-Request-ID, authorization",
 		"Access-Control-Request-Private-Network", "true")
-	if res.status != http.StatusNoContent {
-		t.Fatalf("status: got %d, want 204 (body %q)", res.status, res.body)
+	if res.Status != http.StatusNoContent {
+		t.Fatalf("status: got %d, want 204 (body %q)", res.Status, res.Body)
 	}
-	if res.body != "" {
-		t.Errorf("body: got %q, want empty", res.body)
+	if res.Body != "" {
+		t.Errorf("body: got %q, want empty", res.Body)
 	}
-	checkHeader(t, res.header, "Access-Control-Allow-Origin", app)
-	checkHeader(t, res.header, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
-	checkHeader(t, res.header, "Access-Control-Allow-Headers",
+	checkHeader(t, res.Header, "Access-Control-Allow-Origin", app)
+	checkHeader(t, res.Header, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	checkHeader(t, res.Header, "Access-Control-Allow-Headers",
 		"Accept, Accept-Language, Content-Language, Content-Type, Authorization, X-Request-ID")
-	checkHeader(t, res.header, "Access-Control-Max-Age", "300")
-	checkHeader(t, res.header, "Access-Control-Allow-Credentials", "true")
-	checkHeader(t, res.header, "Access-Control-Allow-Private-Network", "true")
-	checkHeader(t, res.header, "Access-Control-Expose-Headers", "")
-	vary := varyTokens(res.header)
+	checkHeader(t, res.Header, "Access-Control-Max-Age", "300")
+	checkHeader(t, res.Header, "Access-Control-Allow-Credentials", "true")
+	checkHeader(t, res.Header, "Access-Control-Allow-Private-Network", "true")
+	checkHeader(t, res.Header, "Access-Control-Expose-Headers", "")
+	vary := varyTokens(res.Header)
 	for _, want := range []string{"Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"} {
 		if !slices.Contains(vary, want) {
 			t.Errorf("Vary: got %q, want it to hold %s", vary, want)
 		}
 	}
-	if n := g.hits.Load(); n != 0 {
+	if n := g.Upstream.Count(); n != 0 {
 		t.Errorf("upstream hits: got %d, want 0", n)
 	}
 }
@@ -57,19 +57,19 @@ func TestPreflightWithoutCredentialsOrMaxAge(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, `{allow_origins: ["*"], allow_methods: [GET, POST], allow_headers: ["*"], max_age: 0s}`)
 	res := g.preflight(t, "https://anyone.example.org", "POST", "x-anything, x-else")
-	if res.status != http.StatusNoContent {
-		t.Fatalf("status: got %d, want 204 (body %q)", res.status, res.body)
+	if res.Status != http.StatusNoContent {
+		t.Fatalf("status: got %d, want 204 (body %q)", res.Status, res.Body)
 	}
-	checkHeader(t, res.header, "Access-Control-Allow-Origin", "*")
-	checkHeader(t, res.header, "Access-Control-Allow-Methods", "GET, POST")
-	checkHeader(t, res.header, "Access-Control-Allow-Headers", "*")
-	checkHeader(t, res.header, "Access-Control-Max-Age", "")
-	checkHeader(t, res.header, "Access-Control-Allow-Credentials", "")
+	checkHeader(t, res.Header, "Access-Control-Allow-Origin", "*")
+	checkHeader(t, res.Header, "Access-Control-Allow-Methods", "GET, POST")
+	checkHeader(t, res.Header, "Access-Control-Allow-Headers", "*")
+	checkHeader(t, res.Header, "Access-Control-Max-Age", "")
+	checkHeader(t, res.Header, "Access-Control-Allow-Credentials", "")
 	// private_network is off: the request for it gets no answer.
-	res = g.do(t, http.MethodOptions, pathPlain, "Origin", app, "Access-Control-Request-Method", "GET",
+	res = g.Do(t, http.MethodOptions, pathPlain, "", "Origin", app, "Access-Control-Request-Method", "GET",
 		"Access-Control-Request-Private-Network", "true")
-	checkHeader(t, res.header, "Access-Control-Allow-Private-Network", "")
-	if n := g.hits.Load(); n != 0 {
+	checkHeader(t, res.Header, "Access-Control-Allow-Private-Network", "")
+	if n := g.Upstream.Count(); n != 0 {
 		t.Errorf("upstream hits: got %d, want 0", n)
 	}
 }
@@ -95,18 +95,18 @@ func TestPreflightRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := g.preflight(t, tt.origin, tt.method, tt.headers)
-			if res.status != http.StatusForbidden {
-				t.Fatalf("status: got %d, want 403", res.status)
+			if res.Status != http.StatusForbidden {
+				t.Fatalf("status: got %d, want 403", res.Status)
 			}
-			if ct := res.header.Get("Content-Type"); ct != problem.ContentType {
+			if ct := res.Header.Get("Content-Type"); ct != problem.ContentType {
 				t.Errorf("Content-Type: got %q, want %q", ct, problem.ContentType)
 			}
 			var doc struct {
 				Detail    string `json:"detail"`
 				RequestID string `json:"request_id"`
 			}
-			if err := json.Unmarshal([]byte(res.body), &doc); err != nil {
-				t.Fatalf("body %q: %s", res.body, err.Error())
+			if err := json.Unmarshal([]byte(res.Body), &doc); err != nil {
+				t.Fatalf("body %q: %s", res.Body, err.Error())
 			}
 			if !strings.Contains(doc.Detail, tt.wantDetail) {
 				t.Errorf("detail: got %q, want it to contain %q", doc.Detail, tt.wantDetail)
@@ -114,12 +114,12 @@ func TestPreflightRefused(t *testing.T) {
 			if doc.RequestID != "req-1" {
 				t.Errorf("request_id: got %q, want req-1", doc.RequestID)
 			}
-			if names := accessControl(res.header); len(names) != 0 {
+			if names := accessControl(res.Header); len(names) != 0 {
 				t.Errorf("got CORS headers %q, want none", names)
 			}
 		})
 	}
-	if n := g.hits.Load(); n != 0 {
+	if n := g.Upstream.Count(); n != 0 {
 		t.Errorf("upstream hits: got %d, want 0", n)
 	}
 }
@@ -128,12 +128,12 @@ func TestOptionsWithoutRequestMethodIsForwarded(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, `{allow_origins: ["`+app+`"]}`)
 	for _, kv := range [][]string{{"Origin", app}, {"Access-Control-Request-Method", "GET"}} {
-		res := g.do(t, http.MethodOptions, pathPlain, kv...)
-		if res.status != http.StatusOK || res.body != "upstream" {
-			t.Errorf("%s: got %d %q, want 200 from the upstream", kv[0], res.status, res.body)
+		res := g.Do(t, http.MethodOptions, pathPlain, "", kv...)
+		if res.Status != http.StatusOK || res.Body != "upstream" {
+			t.Errorf("%s: got %d %q, want 200 from the upstream", kv[0], res.Status, res.Body)
 		}
 	}
-	if n := g.hits.Load(); n != 2 {
+	if n := g.Upstream.Count(); n != 2 {
 		t.Errorf("upstream hits: got %d, want 2", n)
 	}
 }
@@ -160,23 +160,23 @@ func TestActualRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := g.hits.Load()
-			res := g.do(t, http.MethodPost, pathPlain, tt.header...)
-			if res.status != http.StatusOK || res.body != "upstream" {
-				t.Fatalf("got %d %q, want 200 from the upstream", res.status, res.body)
+			before := g.Upstream.Count()
+			res := g.Do(t, http.MethodPost, pathPlain, "", tt.header...)
+			if res.Status != http.StatusOK || res.Body != "upstream" {
+				t.Fatalf("got %d %q, want 200 from the upstream", res.Status, res.Body)
 			}
-			if n := g.hits.Load() - before; n != 1 {
+			if n := g.Upstream.Count() - before; n != 1 {
 				t.Errorf("upstream hits: got %d, want 1", n)
 			}
 			if tt.wantAllowOrigin == "" {
-				if names := accessControl(res.header); len(names) != 0 {
+				if names := accessControl(res.Header); len(names) != 0 {
 					t.Errorf("got CORS headers %q, want none", names)
 				}
 			}
-			checkHeader(t, res.header, "Access-Control-Allow-Origin", tt.wantAllowOrigin)
-			checkHeader(t, res.header, "Access-Control-Expose-Headers", tt.wantExpose)
-			checkHeader(t, res.header, "Access-Control-Allow-Credentials", "")
-			if got := varyTokens(res.header); !slices.Equal(got, []string{"Origin"}) {
+			checkHeader(t, res.Header, "Access-Control-Allow-Origin", tt.wantAllowOrigin)
+			checkHeader(t, res.Header, "Access-Control-Expose-Headers", tt.wantExpose)
+			checkHeader(t, res.Header, "Access-Control-Allow-Credentials", "")
+			if got := varyTokens(res.Header); !slices.Equal(got, []string{"Origin"}) {
 				t.Errorf("Vary: got %q, want [Origin]", got)
 			}
 		})
@@ -207,15 +207,15 @@ func TestWildcardSubdomain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.origin, func(t *testing.T) {
-			res := g.do(t, http.MethodGet, pathPlain, "Origin", tt.origin)
+			res := g.Do(t, http.MethodGet, pathPlain, "", "Origin", tt.origin)
 			want := ""
 			if tt.want {
 				want = tt.origin
 			}
-			checkHeader(t, res.header, "Access-Control-Allow-Origin", want)
+			checkHeader(t, res.Header, "Access-Control-Allow-Origin", want)
 			pre := g.preflight(t, tt.origin, "GET", "")
-			if wantStatus := map[bool]int{true: 204, false: 403}[tt.want]; pre.status != wantStatus {
-				t.Errorf("preflight status: got %d, want %d", pre.status, wantStatus)
+			if wantStatus := map[bool]int{true: 204, false: 403}[tt.want]; pre.Status != wantStatus {
+				t.Errorf("preflight status: got %d, want %d", pre.Status, wantStatus)
 			}
 		})
 	}
@@ -225,20 +225,20 @@ func TestCredentialsEchoTheOriginNeverStar(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, `{allow_origins: ["`+app+`", "https://*.example.net"], allow_credentials: true}`)
 	for _, origin := range []string{app, "https://x.example.net"} {
-		for _, res := range []response{
-			g.do(t, http.MethodGet, pathUpstreamCO, "Origin", origin),
+		for _, res := range []plugintest.Result{
+			g.Do(t, http.MethodGet, pathUpstreamCO, "", "Origin", origin),
 			g.preflight(t, origin, "GET", ""),
 		} {
-			checkHeader(t, res.header, "Access-Control-Allow-Origin", origin)
-			checkHeader(t, res.header, "Access-Control-Allow-Credentials", "true")
-			if !slices.Contains(varyTokens(res.header), "Origin") {
-				t.Errorf("Vary: got %q, want Origin", varyTokens(res.header))
+			checkHeader(t, res.Header, "Access-Control-Allow-Origin", origin)
+			checkHeader(t, res.Header, "Access-Control-Allow-Credentials", "true")
+			if !slices.Contains(varyTokens(res.Header), "Origin") {
+				t.Errorf("Vary: got %q, want Origin", varyTokens(res.Header))
 			}
 		}
 	}
 	// A refused origin gets no Allow-Credentials, even though the upstream sent one.
-	res := g.do(t, http.MethodGet, pathUpstreamCO, "Origin", "https://evil.example.org")
-	if names := accessControl(res.header); len(names) != 0 {
+	res := g.Do(t, http.MethodGet, pathUpstreamCO, "", "Origin", "https://evil.example.org")
+	if names := accessControl(res.Header); len(names) != 0 {
 		t.Errorf("got CORS headers %q, want none", names)
 	}
 }
@@ -246,19 +246,19 @@ func TestCredentialsEchoTheOriginNeverStar(t *testing.T) {
 func TestStarWithoutCredentials(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, `{allow_origins: ["*"]}`)
-	res := g.do(t, http.MethodGet, pathPlain, "Origin", "https://anyone.example.org")
-	checkHeader(t, res.header, "Access-Control-Allow-Origin", "*")
-	checkHeader(t, res.header, "Vary", "")
-	res = g.do(t, http.MethodGet, pathPlain)
-	if names := accessControl(res.header); len(names) != 0 {
+	res := g.Do(t, http.MethodGet, pathPlain, "", "Origin", "https://anyone.example.org")
+	checkHeader(t, res.Header, "Access-Control-Allow-Origin", "*")
+	checkHeader(t, res.Header, "Vary", "")
+	res = g.Do(t, http.MethodGet, pathPlain, "")
+	if names := accessControl(res.Header); len(names) != 0 {
 		t.Errorf("no Origin: got CORS headers %q, want none", names)
 	}
-	checkHeader(t, res.header, "Vary", "")
+	checkHeader(t, res.Header, "Vary", "")
 }
 
 func TestStarWithCredentialsIsRefused(t *testing.T) {
 	t.Parallel()
-	_, err := authtest.TryConfigure(Registration(), `{allow_origins: ["*"], allow_credentials: true}`)
+	_, err := plugintest.TryConfigure(Registration(), `{allow_origins: ["*"], allow_credentials: true}`)
 	if err == nil {
 		t.Fatal("got no error, want one")
 	}
@@ -273,20 +273,20 @@ func TestUpstreamCORSHeadersAreReplaced(t *testing.T) {
 	g := startGateway(t, `{allow_origins: ["`+app+`"], expose_headers: [X-Total]}`)
 	for _, path := range []string{pathUpstreamCO, pathError} {
 		t.Run(path, func(t *testing.T) {
-			res := g.do(t, http.MethodGet, path, "Origin", app)
-			checkHeader(t, res.header, "Access-Control-Allow-Origin", app)
-			checkHeader(t, res.header, "Access-Control-Allow-Credentials", "")
-			checkHeader(t, res.header, "Access-Control-Expose-Headers", "X-Total")
-			checkHeader(t, res.header, "Access-Control-Max-Age", "")
-			if got := varyTokens(res.header); !slices.Equal(got, []string{"Accept-Encoding", "Origin"}) {
+			res := g.Do(t, http.MethodGet, path, "", "Origin", app)
+			checkHeader(t, res.Header, "Access-Control-Allow-Origin", app)
+			checkHeader(t, res.Header, "Access-Control-Allow-Credentials", "")
+			checkHeader(t, res.Header, "Access-Control-Expose-Headers", "X-Total")
+			checkHeader(t, res.Header, "Access-Control-Max-Age", "")
+			if got := varyTokens(res.Header); !slices.Equal(got, []string{"Accept-Encoding", "Origin"}) {
 				t.Errorf("Vary: got %q, want [Accept-Encoding Origin]", got)
 			}
 			for _, kv := range [][]string{{"Origin", "https://evil.example.org"}, nil} {
-				res := g.do(t, http.MethodGet, path, kv...)
-				if names := accessControl(res.header); len(names) != 0 {
+				res := g.Do(t, http.MethodGet, path, "", kv...)
+				if names := accessControl(res.Header); len(names) != 0 {
 					t.Errorf("origin %q: got CORS headers %q, want none", kv, names)
 				}
-				if got := varyTokens(res.header); !slices.Equal(got, []string{"Accept-Encoding", "Origin"}) {
+				if got := varyTokens(res.Header); !slices.Equal(got, []string{"Accept-Encoding", "Origin"}) {
 					t.Errorf("origin %q: Vary: got %q, want [Accept-Encoding Origin]", kv, got)
 				}
 			}
@@ -297,13 +297,13 @@ func TestUpstreamCORSHeadersAreReplaced(t *testing.T) {
 func TestCORSHeadersOnInnerAuthRefusal(t *testing.T) {
 	t.Parallel()
 	key := "app-key-0123456789abcdef"
-	g := authtest.Start(t, authtest.Options{Consumers: []config.Consumer{
+	g := plugintest.Start(t, plugintest.Options{Consumers: []config.Consumer{
 		{Name: "app", Credentials: config.Credentials{APIKeys: []config.Secret{config.Secret(key)}}},
 	}},
-		authtest.Configure(t, keyauth.Registration(), ""),
+		plugintest.Configure(t, keyauth.Registration(), ""),
 		configure(t, `{allow_origins: ["`+app+`"], allow_credentials: true, expose_headers: [WWW-Authenticate]}`))
 
-	res := g.Do(t, "/", http.Header{"Origin": {app}})
+	res := g.Do(t, http.MethodGet, "/", "", "Origin", app)
 	if res.Status != http.StatusUnauthorized {
 		t.Fatalf("status: got %d, want 401", res.Status)
 	}
@@ -321,20 +321,14 @@ func TestCORSHeadersOnInnerAuthRefusal(t *testing.T) {
 	}
 
 	// The preflight needs no key.
-	req, err := http.NewRequest(http.MethodOptions, g.URL+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Origin", app)
-	req.Header.Set("Access-Control-Request-Method", "GET")
-	req.Header.Set("Access-Control-Request-Headers", "authorization")
-	res = g.Send(t, req)
+	res = g.Do(t, http.MethodOptions, "/", "", "Origin", app,
+		"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "authorization")
 	if res.Status != http.StatusNoContent || res.Upstream != nil {
 		t.Errorf("preflight: got %d (upstream reached: %t), want 204 answered by the gateway", res.Status, res.Upstream != nil)
 	}
 
 	// With the key the request passes and keeps its CORS headers.
-	res = g.Do(t, "/", http.Header{"Origin": {app}, "X-Api-Key": {key}})
+	res = g.Do(t, http.MethodGet, "/", "", "Origin", app, "X-Api-Key", key)
 	if res.Status != http.StatusOK || res.Upstream == nil {
 		t.Fatalf("with key: got %d, want 200 from the upstream", res.Status)
 	}
@@ -367,12 +361,12 @@ func TestNothingWrittenStillGetsHeaders(t *testing.T) {
 func TestStreamingPassesThrough(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, `{allow_origins: ["`+app+`"]}`)
-	req, err := http.NewRequest(http.MethodGet, g.url+pathStream, nil)
+	req, err := http.NewRequest(http.MethodGet, g.URL+pathStream, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Origin", app)
-	resp, err := g.client.Do(req)
+	resp, err := g.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +396,7 @@ func TestWebSocketUpgradePassesThrough(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, `{allow_origins: ["`+app+`"]}`)
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	c, resp, err := d.Dial("ws"+strings.TrimPrefix(g.url, "http")+pathWebSocket, http.Header{"Origin": {app}})
+	c, resp, err := d.Dial("ws"+strings.TrimPrefix(g.URL, "http")+pathWebSocket, http.Header{"Origin": {app}})
 	if err != nil {
 		t.Fatalf("dial: %s", err.Error())
 	}

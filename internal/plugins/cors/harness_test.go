@@ -3,18 +3,12 @@ package cors
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/plugin"
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
-	"github.com/portico-gateway/portico/internal/proxy"
-	"github.com/portico-gateway/portico/internal/upstream"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 // Paths the test upstream understands.
@@ -26,13 +20,12 @@ const (
 	pathWebSocket  = "/ws"          // WebSocket echo
 )
 
-// gateway is the cors plugin in front of the real proxy and a real
-// upstream that counts the requests reaching it.
+// gateway is the cors plugin in the shared test gateway, in front of the
+// real proxy and an upstream that serves the paths above and counts the
+// requests reaching it.
 type gateway struct {
-	url     string
-	hits    atomic.Int64
+	*plugintest.Gateway
 	release chan struct{} // lets pathStream finish
-	client  *http.Client
 }
 
 // startGateway builds cors from settings (YAML) and starts the edge, the
@@ -40,8 +33,7 @@ type gateway struct {
 func startGateway(t *testing.T, settings string) *gateway {
 	t.Helper()
 	g := &gateway{release: make(chan struct{})}
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.hits.Add(1)
+	g.Gateway = plugintest.Start(t, plugintest.Options{Respond: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		switch r.URL.Path {
 		case pathUpstreamCO, pathError:
@@ -77,79 +69,25 @@ func startGateway(t *testing.T, settings string) *gateway {
 			return
 		}
 		_, _ = io.WriteString(w, "upstream")
-	}))
-	t.Cleanup(up.Close)
-
-	reg := upstream.NewRegistry(nil)
-	t.Cleanup(func() { _ = reg.Close() })
-	svc, err := reg.Service(config.Service{Name: "s", URL: up.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tunnels := proxy.NewTunnels()
-	t.Cleanup(tunnels.CloseAll)
-	h, err := plugin.Chain([]plugin.Configured{configure(t, settings)}, plugin.BuildEnv{Route: "r", Service: "s"},
-		proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
-	if err != nil {
-		t.Fatalf("build: %s", err.Error())
-	}
-	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: time.Now(), Route: "r", Service: "s", RequestID: "req-1",
-			UpstreamPath: r.URL.EscapedPath()}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
-	}))
-	t.Cleanup(edge.Close)
-	tr := &http.Transport{DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	g.client = &http.Client{Transport: tr}
-	g.url = edge.URL
+	})}, configure(t, settings))
 	return g
 }
 
 // configure decodes and validates settings as the plugin registry does.
 func configure(t testing.TB, settings string) plugin.Configured {
 	t.Helper()
-	return authtest.Configure(t, Registration(), settings)
-}
-
-// response is what the client got.
-type response struct {
-	status int
-	header http.Header
-	body   string
-}
-
-// do sends method path with header pairs (name, value, ...).
-func (g *gateway) do(t *testing.T, method, path string, kv ...string) response {
-	t.Helper()
-	req, err := http.NewRequest(method, g.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < len(kv); i += 2 {
-		req.Header.Add(kv[i], kv[i+1])
-	}
-	resp, err := g.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return plugintest.Configure(t, Registration(), settings)
 }
 
 // preflight sends a preflight from origin for method with the requested
 // headers (comma-separated, "" for none).
-func (g *gateway) preflight(t *testing.T, origin, method, headers string) response {
+func (g *gateway) preflight(t *testing.T, origin, method, headers string) plugintest.Result {
 	t.Helper()
 	kv := []string{"Origin", origin, "Access-Control-Request-Method", method}
 	if headers != "" {
 		kv = append(kv, "Access-Control-Request-Headers", headers)
 	}
-	return g.do(t, http.MethodOptions, pathPlain, kv...)
+	return g.Do(t, http.MethodOptions, pathPlain, "", kv...)
 }
 
 // accessControl returns the names of the Access-Control-* headers of h.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 func TestDefaults(t *testing.T) {
@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := authtest.TryConfigure(Registration(), tt.src)
+			_, err := plugintest.TryConfigure(Registration(), tt.src)
 			if err == nil {
 				t.Fatalf("got no error, want %q", tt.want)
 			}
@@ -128,7 +128,7 @@ func TestValidConfigs(t *testing.T) {
 		`{allow_origins: ["https://app.example.com"], allow_credentials: true, allow_methods: [GET, M-SEARCH], max_age: 24h}`,
 		`{allow_origins: ["https://app.example.com"], allow_headers: [], max_age: 0s, private_network: true}`,
 	} {
-		if _, err := authtest.TryConfigure(Registration(), src); err != nil {
+		if _, err := plugintest.TryConfigure(Registration(), src); err != nil {
 			t.Errorf("%s: got %q, want no error", src, err.Error())
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -13,47 +12,16 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/plugin"
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
-	"github.com/portico-gateway/portico/internal/proxy"
-	"github.com/portico-gateway/portico/internal/upstream"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
-// startGateway runs the plugin configured by settings in front of the
-// upstream at upstreamURL, with the real proxy as the terminal handler,
-// behind an edge that creates the Exchange as the gateway does.
-func startGateway(t *testing.T, settings, upstreamURL string) string {
+// startGateway runs the plugin configured by settings in the shared test
+// gateway: an edge creating the Exchange as the gateway does, the real
+// proxy, and the upstream opts name.
+func startGateway(t *testing.T, settings string, opts plugintest.Options) *plugintest.Gateway {
 	t.Helper()
-	ups := upstream.NewRegistry(nil)
-	t.Cleanup(func() { _ = ups.Close() })
-	svc, err := ups.Service(config.Service{Name: "s", URL: upstreamURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := authtest.Configure(t, Registration(), settings)
-	h, err := plugin.Chain([]plugin.Configured{c}, plugin.BuildEnv{Route: "test", Service: "s"},
-		proxy.New(proxy.Options{Service: svc, Tunnels: proxy.NewTunnels()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: time.Now(), Route: "test", Service: "s", RequestID: "req-1",
-			UpstreamPath: r.URL.EscapedPath()}
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			ex.ClientIP = ap.Addr().Unmap()
-		}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
-	}))
-	t.Cleanup(edge.Close)
-	return edge.URL
-}
-
-func upstreamServer(t *testing.T, h http.HandlerFunc) string {
-	t.Helper()
-	up := httptest.NewServer(h)
-	t.Cleanup(up.Close)
-	return up.URL
+	return plugintest.Start(t, opts, plugintest.Configure(t, Registration(), settings))
 }
 
 // 2026-01-01T00:00:00Z is 1767225600 seconds after the epoch.
@@ -93,23 +61,18 @@ func TestHeaders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			up := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+			up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 				for k, v := range tt.upstream {
 					w.Header()[k] = v
 				}
 				_, _ = io.WriteString(w, "orders")
 			})
-			url := startGateway(t, tt.settings, up)
-			resp, err := http.Get(url + "/orders")
-			if err != nil {
-				t.Fatal(err)
+			g := startGateway(t, tt.settings, plugintest.Options{Upstream: up})
+			res := g.Do(t, http.MethodGet, "/orders", "")
+			if res.Status != 200 || res.Body != "orders" {
+				t.Fatalf("got %d %q, want 200 \"orders\"", res.Status, res.Body)
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || string(body) != "orders" {
-				t.Fatalf("got %d %q, want 200 \"orders\"", resp.StatusCode, body)
-			}
-			checkHeaders(t, resp.Header, tt.deprecation, tt.sunset, tt.link)
+			checkHeaders(t, res.Header, tt.deprecation, tt.sunset, tt.link)
 		})
 	}
 }
@@ -134,19 +97,15 @@ func TestHeadersOnGatewayErrors(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	downURL := down.URL
 	down.Close()
-	url := startGateway(t, full, downURL)
-	resp, err := http.Get(url + "/orders")
-	if err != nil {
-		t.Fatal(err)
+	g := startGateway(t, full, plugintest.Options{UpstreamURL: downURL})
+	res := g.Do(t, http.MethodGet, "/orders", "")
+	if res.Status != http.StatusBadGateway {
+		t.Fatalf("got %d, want 502", res.Status)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway {
-		t.Fatalf("got %d, want 502", resp.StatusCode)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+	if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("got Content-Type %q, want application/problem+json", ct)
 	}
-	checkHeaders(t, resp.Header, wantDeprecation, []string{wantSunset}, []string{wantDepLink, wantSunsetLink})
+	checkHeaders(t, res.Header, wantDeprecation, []string{wantSunset}, []string{wantDepLink, wantSunsetLink})
 }
 
 // TestStreaming: the head (with the headers) and the first chunk reach the
@@ -154,15 +113,15 @@ func TestHeadersOnGatewayErrors(t *testing.T) {
 func TestStreaming(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	up := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+	up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: one\n\n")
 		w.(http.Flusher).Flush()
 		<-release
 		_, _ = io.WriteString(w, "data: two\n\n")
 	})
-	url := startGateway(t, `{since: "2026-01-01"}`, up)
-	resp, err := http.Get(url + "/events")
+	g := startGateway(t, `{since: "2026-01-01"}`, plugintest.Options{Upstream: up})
+	resp, err := g.Client.Get(g.URL + "/events")
 	if err != nil {
 		close(release)
 		t.Fatal(err)
@@ -189,7 +148,7 @@ func TestStreaming(t *testing.T) {
 func TestWebSocketUntouched(t *testing.T) {
 	t.Parallel()
 	upgrader := websocket.Upgrader{}
-	up := upstreamServer(t, func(w http.ResponseWriter, r *http.Request) {
+	up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -201,8 +160,8 @@ func TestWebSocketUntouched(t *testing.T) {
 		}
 		_ = c.WriteMessage(mt, msg)
 	})
-	url := startGateway(t, full, up)
-	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
+	g := startGateway(t, full, plugintest.Options{Upstream: up})
+	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(g.URL, "http")+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,21 +264,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := authtest.TryConfigure(Registration(), tt.settings)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("got error %q, want none", err.Error())
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("got no error, want %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("got error %q, want it to contain %q", err.Error(), w)
-				}
-			}
+			plugintest.CheckConfigure(t, Registration(), tt.settings, tt.want)
 		})
 	}
 }

@@ -2,69 +2,16 @@ package iprestriction
 
 import (
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/plugin"
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
-	"github.com/portico-gateway/portico/internal/proxy"
-	"github.com/portico-gateway/portico/internal/upstream"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
-
-// startEdge runs the plugin configured by settings in front of a real
-// upstream, behind an edge listening on listenAddr ("127.0.0.1:0" or
-// "[::1]:0"). The edge builds the Exchange as the gateway's edge does for a
-// peer that is not a trusted proxy: ClientIP is the TCP peer, unmapped,
-// whatever X-Forwarded-For says. (authtest's edge leaves ClientIP unset,
-// so it cannot carry the peer address; the decision for addresses that a
-// trusted proxy reports is covered by TestDecision.) It returns the edge URL and a counter of
-// requests that reached the upstream.
-func startEdge(t *testing.T, listenAddr, settings string) (string, *atomic.Int64) {
-	t.Helper()
-	hits := new(atomic.Int64)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		_, _ = io.WriteString(w, "upstream")
-	}))
-	t.Cleanup(up.Close)
-	ups := upstream.NewRegistry(nil)
-	t.Cleanup(func() { _ = ups.Close() })
-	svc, err := ups.Service(config.Service{Name: "s", URL: up.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := authtest.Configure(t, Registration(), settings)
-	h, err := plugin.Chain([]plugin.Configured{c}, plugin.BuildEnv{Route: "test", Service: "s"},
-		proxy.New(proxy.Options{Service: svc}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", listenAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edge := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: time.Now(), Route: "test", Service: "s", RequestID: "req-1",
-			UpstreamPath: r.URL.EscapedPath()}
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			ex.ClientIP = ap.Addr().Unmap()
-		}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
-	}))
-	edge.Listener.Close()
-	edge.Listener = ln
-	edge.Start()
-	t.Cleanup(edge.Close)
-	return edge.URL, hits
-}
 
 // hasIPv6Loopback reports whether ::1 can be listened on.
 func hasIPv6Loopback(t *testing.T) bool {
@@ -83,27 +30,6 @@ type problemBody struct {
 	RequestID string `json:"request_id"`
 }
 
-func get(t *testing.T, url string, header http.Header) (int, http.Header, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url+"/x", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, body
-}
-
 func TestIPRestrictionByPeer(t *testing.T) {
 	v6 := hasIPv6Loopback(t)
 	loop6, listen6 := "::1", "[::1]:0"
@@ -114,41 +40,54 @@ func TestIPRestrictionByPeer(t *testing.T) {
 		name     string
 		listen   string
 		settings string
-		xff      string // X-Forwarded-For sent by the (untrusted) client
+		xff      string // X-Forwarded-For sent by the client
+		trusted  string // the edge's trusted proxies ("" for none)
 		want     int
 		detail   string
 	}{
-		{"ipv4 loopback allowed", "127.0.0.1:0", `{allow: ["127.0.0.1"]}`, "", 200, ""},
-		{"ipv4 loopback denied", "127.0.0.1:0", `{deny: ["127.0.0.0/8"]}`, "", 403, DefaultMessage},
-		{"ipv4 loopback not in allow", "127.0.0.1:0", `{allow: ["10.0.0.0/8"]}`, "", 403, DefaultMessage},
-		{"custom message", "127.0.0.1:0", `{deny: ["127.0.0.0/8"], message: "office network only"}`, "", 403, "office network only"},
-		{"deny wins over allow", "127.0.0.1:0", `{allow: ["127.0.0.0/8"], deny: ["127.0.0.1"]}`, "", 403, DefaultMessage},
-		{"untrusted X-Forwarded-For cannot escape a deny", "127.0.0.1:0", `{deny: ["127.0.0.0/8"]}`, "203.0.113.9", 403, DefaultMessage},
-		{"untrusted X-Forwarded-For cannot claim an allowed address", "127.0.0.1:0", `{allow: ["203.0.113.0/24"]}`, "203.0.113.9", 403, DefaultMessage},
-		{"untrusted X-Forwarded-For cannot cause a deny", "127.0.0.1:0", `{deny: ["203.0.113.0/24"]}`, "203.0.113.9", 200, ""},
-		{"ipv6 loopback allowed", listen6, `{allow: ["` + loop6 + `"]}`, "", 200, ""},
-		{"ipv6 loopback denied", listen6, `{deny: ["` + loop6 + `"], allow: ["0.0.0.0/0", "::/0"]}`, "", 403, DefaultMessage},
-		{"ipv6 loopback not in an ipv4 allow list", listen6, `{allow: ["10.0.0.0/8"]}`, "", 403, DefaultMessage},
+		{"ipv4 loopback allowed", "127.0.0.1:0", `{allow: ["127.0.0.1"]}`, "", "", 200, ""},
+		{"ipv4 loopback denied", "127.0.0.1:0", `{deny: ["127.0.0.0/8"]}`, "", "", 403, DefaultMessage},
+		{"ipv4 loopback not in allow", "127.0.0.1:0", `{allow: ["10.0.0.0/8"]}`, "", "", 403, DefaultMessage},
+		{"custom message", "127.0.0.1:0", `{deny: ["127.0.0.0/8"], message: "office network only"}`, "", "", 403, "office network only"},
+		{"deny wins over allow", "127.0.0.1:0", `{allow: ["127.0.0.0/8"], deny: ["127.0.0.1"]}`, "", "", 403, DefaultMessage},
+		{"untrusted X-Forwarded-For cannot escape a deny", "127.0.0.1:0", `{deny: ["127.0.0.0/8"]}`, "203.0.113.9", "", 403, DefaultMessage},
+		{"untrusted X-Forwarded-For cannot claim an allowed address", "127.0.0.1:0", `{allow: ["203.0.113.0/24"]}`, "203.0.113.9", "", 403, DefaultMessage},
+		{"untrusted X-Forwarded-For cannot cause a deny", "127.0.0.1:0", `{deny: ["203.0.113.0/24"]}`, "203.0.113.9", "", 200, ""},
+		{"ipv6 loopback allowed", listen6, `{allow: ["` + loop6 + `"]}`, "", "", 200, ""},
+		{"ipv6 loopback denied", listen6, `{deny: ["` + loop6 + `"], allow: ["0.0.0.0/0", "::/0"]}`, "", "", 403, DefaultMessage},
+		{"ipv6 loopback not in an ipv4 allow list", listen6, `{allow: ["10.0.0.0/8"]}`, "", "", 403, DefaultMessage},
+		{"trusted proxy: X-Forwarded-For client denied", "127.0.0.1:0", `{deny: ["203.0.113.0/24"]}`, "203.0.113.9", "127.0.0.0/8", 403, DefaultMessage},
+		{"trusted proxy: X-Forwarded-For client allowed", "127.0.0.1:0", `{allow: ["203.0.113.0/24"]}`, "203.0.113.9", "127.0.0.0/8", 200, ""},
+		{"trusted proxy: rightmost untrusted entry is the client", "127.0.0.1:0", `{allow: ["203.0.113.0/24"]}`, "203.0.113.9, 198.51.100.1", "127.0.0.0/8", 403, DefaultMessage},
+		{"trusted proxy: trusted entries are skipped", "127.0.0.1:0", `{allow: ["203.0.113.0/24"]}`, "203.0.113.9, 10.0.0.2", "127.0.0.0/8, 10.0.0.0/8", 200, ""},
+		{"trusted proxy: malformed entry ends the walk", "127.0.0.1:0", `{deny: ["127.0.0.0/8"]}`, "203.0.113.9, bogus", "127.0.0.0/8", 403, DefaultMessage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			url, hits := startEdge(t, tt.listen, tt.settings)
-			h := http.Header{}
-			if tt.xff != "" {
-				h.Set("X-Forwarded-For", tt.xff)
+			opts := plugintest.Options{Listen: tt.listen}
+			for _, p := range strings.Split(tt.trusted, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					opts.TrustedProxies = append(opts.TrustedProxies, netip.MustParsePrefix(p))
+				}
 			}
-			status, header, body := get(t, url, h)
+			g := plugintest.Start(t, opts, plugintest.Configure(t, Registration(), tt.settings))
+			var kv []string
+			if tt.xff != "" {
+				kv = []string{"X-Forwarded-For", tt.xff}
+			}
+			res := g.Do(t, http.MethodGet, "/x", "", kv...)
+			status, header, body, hits := res.Status, res.Header, []byte(res.Body), g.Upstream.Count()
 			if status != tt.want {
 				t.Fatalf("got status %d, want %d (body %s)", status, tt.want, body)
 			}
 			if tt.want == 200 {
-				if string(body) != "upstream" || hits.Load() != 1 {
-					t.Errorf("got body %q and %d upstream hits, want \"upstream\" and 1", body, hits.Load())
+				if string(body) != "upstream" || hits != 1 {
+					t.Errorf("got body %q and %d upstream hits, want \"upstream\" and 1", body, hits)
 				}
 				return
 			}
-			if n := hits.Load(); n != 0 {
+			if n := hits; n != 0 {
 				t.Errorf("got %d upstream hits, want 0", n)
 			}
 			if ct := header.Get("Content-Type"); ct != "application/problem+json" {
@@ -299,21 +238,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := authtest.TryConfigure(Registration(), tt.settings)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("got error %q, want none", err.Error())
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("got no error, want %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("got error %q, want it to contain %q", err.Error(), w)
-				}
-			}
+			plugintest.CheckConfigure(t, Registration(), tt.settings, tt.want)
 		})
 	}
 }

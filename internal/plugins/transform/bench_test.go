@@ -12,7 +12,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/plugin"
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing but the header map.
@@ -24,7 +24,7 @@ func (d *discardWriter) WriteHeader(int)             {}
 
 func buildMiddleware(b *testing.B, reg plugin.Registration, src string) plugin.Middleware {
 	b.Helper()
-	c := authtest.Configure(b, reg, src)
+	c := plugintest.Configure(b, reg, src)
 	mw, err := reg.Build(c.Spec, &plugin.BuildEnv{})
 	if err != nil {
 		b.Fatal(err)
@@ -120,7 +120,7 @@ func BenchmarkResponseFilter4KB(b *testing.B) {
 // BenchmarkFilterDeny4KB is the document rewrite alone with a deny-list.
 func BenchmarkFilterDeny4KB(b *testing.B) {
 	doc := doc4K()
-	c := authtest.Configure(b, ResponseRegistration(), `{body: {deny: [items.description, items.stock]}}`)
+	c := plugintest.Configure(b, ResponseRegistration(), `{body: {deny: [items.description, items.stock]}}`)
 	t, err := compileResponse(c.Spec.(*ResponseSpec), c.Path)
 	if err != nil {
 		b.Fatal(err)

@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 func TestRequestHeaders(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
-	gw := startGateway(t, up.URL, gwOptions{params: regexp.MustCompile(`^/orders/(?P<id>[^/]+)`)},
+	up := plugintest.NewUpstream(t, nil)
+	gw := startGateway(t, plugintest.Options{Upstream: up, Params: regexp.MustCompile(`^/orders/(?P<id>[^/]+)`)},
 		reqPlugin(t, `
 headers:
   remove: [X-Debug, X-Removed-Then-Set]
@@ -55,11 +55,11 @@ headers:
 	}
 	for _, tt := range tests { // in sequence: one upstream records them
 		t.Run(tt.name, func(t *testing.T) {
-			res := gw.do(t, "GET", tt.target, "", tt.kv...)
+			res := gw.Do(t, "GET", tt.target, "", tt.kv...)
 			if res.Status != 200 {
 				t.Fatalf("got status %d, want 200", res.Status)
 			}
-			got := up.last()
+			got := up.Last()
 			for k, want := range tt.want {
 				if g := got.Header.Get(k); g != want {
 					t.Errorf("header %s: got %q, want %q", k, g, want)
@@ -74,8 +74,8 @@ headers:
 
 func TestRequestQuery(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
-	gw := startGateway(t, up.URL, gwOptions{}, reqPlugin(t, `
+	up := plugintest.NewUpstream(t, nil)
+	gw := startGateway(t, plugintest.Options{Upstream: up}, reqPlugin(t, `
 query:
   remove: [debug]
   rename: {q: search}
@@ -100,8 +100,8 @@ query:
 			if tt.query != "" {
 				target += "?" + tt.query
 			}
-			gw.do(t, "GET", target, "", kv...)
-			if got := up.last().RawQuery; got != tt.want {
+			gw.Do(t, "GET", target, "", kv...)
+			if got := up.Last().RawQuery; got != tt.want {
 				t.Errorf("got query %q, want %q", got, tt.want)
 			}
 		})
@@ -110,8 +110,8 @@ query:
 
 func TestRequestPathAndHost(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
-	gw := startGateway(t, up.URL, gwOptions{}, reqPlugin(t, `
+	up := plugintest.NewUpstream(t, nil)
+	gw := startGateway(t, plugintest.Options{Upstream: up}, reqPlugin(t, `
 path: {pattern: "^/api/v1/(?P<res>[a-z]+)/(.*)$", replacement: "/v2/$${res}/items/$2"}
 host: "$(header.X-Tenant).internal.example"
 `))
@@ -129,10 +129,10 @@ host: "$(header.X-Tenant).internal.example"
 			if tt.tenant != "" {
 				kv = []string{"X-Tenant", tt.tenant}
 			}
-			if res := gw.do(t, "GET", tt.target, "", kv...); res.Status != 200 {
+			if res := gw.Do(t, "GET", tt.target, "", kv...); res.Status != 200 {
 				t.Fatalf("got status %d, want 200", res.Status)
 			}
-			got := up.last()
+			got := up.Last()
 			if got.Path != tt.wantPath {
 				t.Errorf("got path %q, want %q", got.Path, tt.wantPath)
 			}
@@ -149,20 +149,20 @@ host: "$(header.X-Tenant).internal.example"
 
 func TestRequestBody(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
+	up := plugintest.NewUpstream(t, nil)
 	ops := `
   remove: [password, items.internal]
   rename: {user.mail: email, items.sku: code}
   set: {source: gateway, meta: {by: "$(header.X-User)", tags: [a, 1, true, null]}, user.address.country: "NL", count: 12345678901234567890}
   add: {priority: 5, user.name: anonymous}
   max_size: 256`
-	pass := startGateway(t, up.URL, gwOptions{}, reqPlugin(t, "body:"+ops))
-	reject := startGateway(t, up.URL, gwOptions{}, reqPlugin(t, "body:"+ops+"\n  on_invalid: reject"))
+	pass := startGateway(t, plugintest.Options{Upstream: up}, reqPlugin(t, "body:"+ops))
+	reject := startGateway(t, plugintest.Options{Upstream: up}, reqPlugin(t, "body:"+ops+"\n  on_invalid: reject"))
 
 	big := `{"password":"x","pad":"` + strings.Repeat("p", 300) + `"}`
 	tests := []struct {
 		name     string
-		gw       *testGateway
+		gw       *plugintest.Gateway
 		ct       string
 		body     string
 		chunked  bool
@@ -184,7 +184,7 @@ func TestRequestBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := up.count()
+			before := up.Count()
 			var rd io.Reader = strings.NewReader(tt.body)
 			if tt.chunked {
 				rd = io.MultiReader(rd)
@@ -192,12 +192,12 @@ func TestRequestBody(t *testing.T) {
 			req, _ := http.NewRequest("POST", tt.gw.URL+"/", rd)
 			req.Header.Set("Content-Type", tt.ct)
 			req.Header.Set("X-User", "ann")
-			res := tt.gw.send(t, req)
+			res := tt.gw.Send(t, req)
 			if res.Status != tt.wantCode {
 				t.Fatalf("got status %d, want %d (%s)", res.Status, tt.wantCode, res.Body)
 			}
 			if tt.wantCode == 400 {
-				if up.count() != before {
+				if up.Count() != before {
 					t.Errorf("got the request upstream, want it refused")
 				}
 				if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
@@ -205,7 +205,7 @@ func TestRequestBody(t *testing.T) {
 				}
 				return
 			}
-			got := up.last()
+			got := up.Last()
 			if got.Body != tt.want {
 				t.Errorf("got body\n%s\nwant\n%s", got.Body, tt.want)
 			}
@@ -222,12 +222,12 @@ func TestRequestBody(t *testing.T) {
 
 func TestRequestBodyNumbersSurvive(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
-	gw := startGateway(t, up.URL, gwOptions{}, reqPlugin(t, `body: {remove: [x]}`))
+	up := plugintest.NewUpstream(t, nil)
+	gw := startGateway(t, plugintest.Options{Upstream: up}, reqPlugin(t, `body: {remove: [x]}`))
 	in := `{"a":0.1000,"b":-0,"c":1E+400,"d":123456789012345678901234567890,"e":"<&>","x":1}`
-	gw.do(t, "POST", "/", in, "Content-Type", "application/json")
+	gw.Do(t, "POST", "/", in, "Content-Type", "application/json")
 	want := `{"a":0.1000,"b":-0,"c":1E+400,"d":123456789012345678901234567890,"e":"<&>"}`
-	if got := up.last().Body; got != want {
+	if got := up.Last().Body; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
@@ -237,17 +237,17 @@ func TestRequestBodyNumbersSurvive(t *testing.T) {
 // truncated upload.
 func TestRequestBodyRespectsClientLimit(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
-	gw := startGateway(t, up.URL, gwOptions{}, reqPlugin(t, `body: {remove: [x]}`),
-		authtest.Configure(t, bodylimit.Registration(), "{max: 10}"))
+	up := plugintest.NewUpstream(t, nil)
+	gw := startGateway(t, plugintest.Options{Upstream: up}, reqPlugin(t, `body: {remove: [x]}`),
+		plugintest.Configure(t, bodylimit.Registration(), "{max: 10}"))
 	req, _ := http.NewRequest("POST", gw.URL+"/", io.MultiReader(strings.NewReader(`{"x":"`+strings.Repeat("a", 100)+`"}`)))
 	req.Header.Set("Content-Type", "application/json")
-	res := gw.send(t, req)
+	res := gw.Send(t, req)
 	if res.Status != http.StatusRequestEntityTooLarge {
 		t.Errorf("got status %d, want 413", res.Status)
 	}
-	if n := up.count(); n != 0 {
-		if b := up.last().Body; len(b) > 10 {
+	if n := up.Count(); n != 0 {
+		if b := up.Last().Body; len(b) > 10 {
 			t.Errorf("got %d body bytes upstream, want at most 10", len(b))
 		}
 	}

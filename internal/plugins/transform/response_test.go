@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 // jsonUpstream answers every request with body as application/json; when
 // chunked is set the length is not declared.
-func jsonUpstream(t *testing.T, body string, chunked bool) *testUpstream {
-	return newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+func jsonUpstream(t *testing.T, body string, chunked bool) *plugintest.Upstream {
+	return plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("ETag", `"v1"`)
 		if !chunked {
@@ -39,7 +40,7 @@ func jsonUpstream(t *testing.T, body string, chunked bool) *testUpstream {
 
 func TestResponseHeaders(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Server", "internal/1.0")
 		h.Set("X-Powered-By", "php")
@@ -50,7 +51,7 @@ func TestResponseHeaders(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "hello")
 	})
-	gw := startGateway(t, up.URL, gwOptions{}, respPlugin(t, `
+	gw := startGateway(t, plugintest.Options{Upstream: up}, respPlugin(t, `
 headers:
   remove: [Server, X-Powered-By]
   rename: {X-Internal-Id: X-Request-Ref}
@@ -63,7 +64,7 @@ headers:
     X-Frame-Options: DENY
 `))
 	for _, status := range []int{200, 404} {
-		res := gw.do(t, "GET", "/?status="+strconv.Itoa(status), "")
+		res := gw.Do(t, "GET", "/?status="+strconv.Itoa(status), "")
 		if res.Status != status {
 			t.Fatalf("got status %d, want %d", res.Status, status)
 		}
@@ -91,13 +92,13 @@ headers:
 
 func TestResponseStatusRemap(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		_, _ = io.WriteString(w, `{"internal":"trace","msg":"x"}`)
 	})
-	gw := startGateway(t, up.URL, gwOptions{}, respPlugin(t, `
+	gw := startGateway(t, plugintest.Options{Upstream: up}, respPlugin(t, `
 status: {"500": 502, "418": 200, "201": 204}
 body: {deny: [internal]}
 headers: {set: {X-Was: "$(status)"}}
@@ -115,7 +116,7 @@ headers: {set: {X-Was: "$(status)"}}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			t.Parallel()
-			res := gw.do(t, "GET", tt.path, "")
+			res := gw.Do(t, "GET", tt.path, "")
 			if res.Status != tt.want {
 				t.Errorf("got status %d, want %d", res.Status, tt.want)
 			}
@@ -153,8 +154,8 @@ func TestResponseBodyFilter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			up := jsonUpstream(t, orderDoc, tt.chunked)
-			gw := startGateway(t, up.URL, gwOptions{}, respPlugin(t, tt.cfg))
-			res := gw.do(t, "GET", "/", "", "Accept-Encoding", "gzip")
+			gw := startGateway(t, plugintest.Options{Upstream: up}, respPlugin(t, tt.cfg))
+			res := gw.Do(t, "GET", "/", "", "Accept-Encoding", "gzip")
 			if res.Body != tt.want {
 				t.Errorf("got body\n%s\nwant\n%s", res.Body, tt.want)
 			}
@@ -164,7 +165,7 @@ func TestResponseBodyFilter(t *testing.T) {
 			if et := res.Header.Get("ETag"); et != `W/"v1"` {
 				t.Errorf("got ETag %q, want the weak W/\"v1\"", et)
 			}
-			if ae := up.last().Header.Get("Accept-Encoding"); ae != "" {
+			if ae := up.Last().Header.Get("Accept-Encoding"); ae != "" {
 				t.Errorf("got Accept-Encoding %q upstream, want it removed", ae)
 			}
 		})
@@ -182,8 +183,8 @@ func TestMobileAllowListIsSmaller(t *testing.T) {
 	}
 	full, _ := json.Marshal(map[string]any{"items": items, "page": 1, "debug": map[string]any{"ms": 12}})
 	up := jsonUpstream(t, string(full), false)
-	gw := startGateway(t, up.URL, gwOptions{}, respPlugin(t, `{body: {allow: [page, items.id, items.name, items.thumbnail]}}`))
-	res := gw.do(t, "GET", "/", "")
+	gw := startGateway(t, plugintest.Options{Upstream: up}, respPlugin(t, `{body: {allow: [page, items.id, items.name, items.thumbnail]}}`))
+	res := gw.Do(t, "GET", "/", "")
 	if len(res.Body) >= len(full) {
 		t.Fatalf("got %d bytes, want fewer than the original %d", len(res.Body), len(full))
 	}
@@ -209,7 +210,7 @@ func TestResponseBodyPassesUntouched(t *testing.T) {
 	_, _ = io.WriteString(zw, doc)
 	_ = zw.Close()
 	big := `{"secret":"` + strings.Repeat("x", 400) + `"}`
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		switch r.URL.Path {
 		case "/text":
@@ -234,18 +235,18 @@ func TestResponseBodyPassesUntouched(t *testing.T) {
 			_, _ = io.WriteString(w, `{"secret":`)
 		}
 	})
-	gw := startGateway(t, up.URL, gwOptions{}, respPlugin(t, `{body: {deny: [secret], max_size: 256}}`))
+	gw := startGateway(t, plugintest.Options{Upstream: up}, respPlugin(t, `{body: {deny: [secret], max_size: 256}}`))
 	tests := []struct{ path, want string }{
 		{"/text", doc}, {"/gzip", gz.String()}, {"/big", big}, {"/big-chunked", big}, {"/invalid", `{"secret":`},
 	}
 	for _, tt := range tests {
-		res := gw.do(t, "GET", tt.path, "")
+		res := gw.Do(t, "GET", tt.path, "")
 		if res.Status != 200 || res.Body != tt.want {
 			t.Errorf("%s: got %d %q, want 200 and the body unchanged", tt.path, res.Status, res.Body)
 		}
 	}
 	// A HEAD request has no body to filter.
-	if res := gw.do(t, "HEAD", "/big", ""); res.Status != 200 || res.Body != "" {
+	if res := gw.Do(t, "HEAD", "/big", ""); res.Status != 200 || res.Body != "" {
 		t.Errorf("HEAD: got %d %q, want 200 and no body", res.Status, res.Body)
 	}
 }
@@ -260,8 +261,8 @@ func TestGatewayErrorsKeepTheirShape(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close() // nothing listens: connection refused
-	gw := startGateway(t, "http://"+addr, gwOptions{}, respPlugin(t, `{status: {"502": 503}, body: {allow: [nothing]}, headers: {set: {X-T: "$(status)"}}}`))
-	res := gw.do(t, "GET", "/", "")
+	gw := startGateway(t, plugintest.Options{UpstreamURL: "http://" + addr}, respPlugin(t, `{status: {"502": 503}, body: {allow: [nothing]}, headers: {set: {X-T: "$(status)"}}}`))
+	res := gw.Do(t, "GET", "/", "")
 	if res.Status != 502 {
 		t.Errorf("got status %d, want 502", res.Status)
 	}
@@ -278,7 +279,7 @@ func TestGatewayErrorsKeepTheirShape(t *testing.T) {
 func TestSSEStreamsUntouched(t *testing.T) {
 	t.Parallel()
 	second := make(chan struct{})
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: {\"secret\":1}\n\n")
 		w.(http.Flusher).Flush()
@@ -288,8 +289,8 @@ func TestSSEStreamsUntouched(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "data: two\n\n")
 	})
-	gw := startGateway(t, up.URL, gwOptions{}, respPlugin(t, `{body: {deny: [secret]}, headers: {set: {X-T: "$(latency_ms)"}}}`))
-	resp, err := gw.client.Get(gw.URL + "/events")
+	gw := startGateway(t, plugintest.Options{Upstream: up}, respPlugin(t, `{body: {deny: [secret]}, headers: {set: {X-T: "$(latency_ms)"}}}`))
+	resp, err := gw.Client.Get(gw.URL + "/events")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func TestSSEStreamsUntouched(t *testing.T) {
 // works through the wrapper.
 func TestWebSocketUpgradePasses(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := plugintest.NewUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -332,7 +333,7 @@ func TestWebSocketUpgradePasses(t *testing.T) {
 			}
 		}
 	})
-	gw := startGateway(t, up.URL, gwOptions{}, respPlugin(t, `{body: {allow: [a]}, headers: {set: {X-T: "$(status)"}}, status: {"200": 201}}`))
+	gw := startGateway(t, plugintest.Options{Upstream: up}, respPlugin(t, `{body: {allow: [a]}, headers: {set: {X-T: "$(status)"}}, status: {"200": 201}}`))
 	c, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(gw.URL, "http")+"/ws", nil)
 	if err != nil {
 		t.Fatalf("dial: %s", err.Error())

@@ -11,9 +11,9 @@ import (
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/plugin"
-	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/jwt"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
+	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 const (
@@ -44,9 +44,9 @@ func signToken(t *testing.T, claims jwtlib.MapClaims) string {
 // by a real jwt plugin reach the upstream through templates.
 func TestTemplatesWithJWTAndConsumer(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
-	gw := startGateway(t, up.URL, gwOptions{consumers: authConsumers()},
-		authtest.Configure(t, jwt.Registration(), "{algorithms: [HS256], consumer_credentials: true}"),
+	up := plugintest.NewUpstream(t, nil)
+	gw := startGateway(t, plugintest.Options{Upstream: up, Consumers: authConsumers()},
+		plugintest.Configure(t, jwt.Registration(), "{algorithms: [HS256], consumer_credentials: true}"),
 		reqPlugin(t, `
 headers:
   set:
@@ -68,11 +68,11 @@ body:
 		"roles": []string{"admin", "ops"}, "level": 3, "big": 1e21, "ratio": 0.25, "admin": true,
 		"org": map[string]any{"name": "Acme"}})
 
-	res := gw.do(t, "POST", "/", `{"item":1}`, "Authorization", "Bearer "+tok, "Content-Type", "application/json")
+	res := gw.Do(t, "POST", "/", `{"item":1}`, "Authorization", "Bearer "+tok, "Content-Type", "application/json")
 	if res.Status != 200 {
 		t.Fatalf("got status %d, want 200 (%s)", res.Status, res.Body)
 	}
-	got := up.last()
+	got := up.Last()
 	want := map[string]string{
 		"X-Consumer": "mobile-app/app-7", "X-Sub": "user-9", "X-Roles": "admin,ops", "X-Level": "3",
 		"X-Big": "1000000000000000000000", "X-Ratio": "0.25", "X-Admin": "true", "X-Org": "Acme",
@@ -88,23 +88,23 @@ body:
 	}
 
 	// Without a valid token the gate refuses: nothing reaches the upstream.
-	before := up.count()
-	if res := gw.do(t, "GET", "/", ""); res.Status != http.StatusUnauthorized {
+	before := up.Count()
+	if res := gw.Do(t, "GET", "/", ""); res.Status != http.StatusUnauthorized {
 		t.Errorf("got status %d without a token, want 401", res.Status)
 	}
-	if up.count() != before {
+	if up.Count() != before {
 		t.Errorf("got a request upstream without a token")
 	}
 }
 
 func TestTemplatesWithKeyAuthConsumer(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, nil)
-	gw := startGateway(t, up.URL, gwOptions{consumers: authConsumers()},
-		authtest.Configure(t, keyauth.Registration(), ""),
+	up := plugintest.NewUpstream(t, nil)
+	gw := startGateway(t, plugintest.Options{Upstream: up, Consumers: authConsumers()},
+		plugintest.Configure(t, keyauth.Registration(), ""),
 		reqPlugin(t, `{query: {set: {client: "$(consumer.name)"}}, headers: {set: {X-Claim: "$(jwt.sub)"}}}`))
-	gw.do(t, "GET", "/?a=1", "", "X-API-Key", appKey)
-	got := up.last()
+	gw.Do(t, "GET", "/?a=1", "", "X-API-Key", appKey)
+	got := up.Last()
 	if got.RawQuery != "a=1&client=mobile-app" {
 		t.Errorf("got query %q, want a=1&client=mobile-app", got.RawQuery)
 	}
@@ -163,7 +163,7 @@ func TestConfigErrors(t *testing.T) {
 			if tt.response {
 				reg = ResponseRegistration()
 			}
-			_, err := authtest.TryConfigure(reg, tt.src)
+			_, err := plugintest.TryConfigure(reg, tt.src)
 			if err == nil {
 				t.Fatalf("got no error, want %q", tt.want)
 			}

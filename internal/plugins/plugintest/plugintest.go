@@ -1,0 +1,372 @@
+// Package plugintest runs plugins the way the gateway does, for their
+// tests: a real edge server that strips identity headers and creates the
+// request's Exchange (client address from the TCP peer and trusted
+// proxies, route and service names, path captures), the route's plugin
+// chain (with the auth gate added as the gateway's compiler adds it), and
+// the real internal/proxy in front of a real upstream that records every
+// request reaching it.
+package plugintest
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/textproto"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/plugins/authgate"
+	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/upstream"
+	"go.yaml.in/yaml/v3"
+)
+
+// RequestID is the request ID of every Exchange the edge creates.
+const RequestID = "req-1"
+
+// Configure decodes src (YAML settings, "" for the defaults) into reg's
+// Spec strictly and validates it, as the plugin registry does.
+func Configure(t testing.TB, reg plugin.Registration, src string) plugin.Configured {
+	t.Helper()
+	c, err := TryConfigure(reg, src)
+	if err != nil {
+		t.Fatalf("configure %s: %s", reg.Name, err.Error())
+	}
+	return c
+}
+
+// TryConfigure is Configure returning the decode or validation error.
+func TryConfigure(reg plugin.Registration, src string) (plugin.Configured, error) {
+	p := config.Path{}.Key("routes[0].plugins").Key(reg.Name)
+	spec := reg.Spec()
+	if src != "" {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+			return plugin.Configured{}, err
+		}
+		if err := (&config.Config{}).DecodeNode(doc.Content[0], p, spec); err != nil {
+			return plugin.Configured{}, err
+		}
+	}
+	if err := spec.Validate(p); err != nil {
+		return plugin.Configured{}, err
+	}
+	return plugin.Configured{Reg: &reg, Spec: spec, Scope: plugin.ScopeRoute, Path: p}, nil
+}
+
+// CheckConfigure configures reg from settings and checks the outcome: with
+// want nil the settings must be valid; otherwise the error must contain
+// every string of want. It returns the error.
+func CheckConfigure(t testing.TB, reg plugin.Registration, settings string, want []string) error {
+	t.Helper()
+	_, err := TryConfigure(reg, settings)
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("got error %q, want none", err.Error())
+	case want != nil && err == nil:
+		t.Fatalf("got no error, want %q", want)
+	}
+	if err == nil {
+		return nil
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("got error %q, want it to contain %q", err.Error(), w)
+		}
+	}
+	return err
+}
+
+// Options are the surroundings of a test gateway.
+type Options struct {
+	// Route and Service name the route and its service. Defaults "test"
+	// and "svc".
+	Route, Service string
+	// Consumers are the config's consumers.
+	Consumers []config.Consumer
+	// Shared outlives the gateway when set (to test reloads); default new.
+	Shared *plugin.Shared
+
+	// Upstream receives the proxied requests; default a new one answering
+	// with Respond.
+	Upstream *Upstream
+	// Respond answers at a new default upstream (nil: 200 "upstream").
+	Respond http.Handler
+	// UpstreamURL, when set, is where the proxy sends requests instead of
+	// a recording upstream (Gateway.Upstream is then nil).
+	UpstreamURL string
+
+	// Listen is the edge's listen address. Default "127.0.0.1:0".
+	Listen string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed, as
+	// the gateway's trusted_proxies.
+	TrustedProxies []netip.Prefix
+	// Params fills Exchange.Params from the named captures of the
+	// request path, as a regex path match does.
+	Params *regexp.Regexp
+}
+
+// Gateway is a running test gateway.
+type Gateway struct {
+	// URL is the edge's base URL.
+	URL string
+	// Identity are the canonical header names stripped from every request.
+	Identity []string
+	// Upstream is the recording upstream (nil with Options.UpstreamURL).
+	Upstream *Upstream
+	// Client talks to the edge without asking for compression, so bodies
+	// arrive as the gateway sent them.
+	Client *http.Client
+}
+
+// Build compiles plugins into a chain in front of the proxy and an
+// upstream and starts an edge; it returns the chain's build error instead
+// of failing.
+func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, error) {
+	t.Helper()
+	if opts.Route == "" {
+		opts.Route = "test"
+	}
+	if opts.Service == "" {
+		opts.Service = "svc"
+	}
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	if opts.Shared == nil {
+		opts.Shared = plugin.NewShared()
+	}
+	g := &Gateway{Upstream: opts.Upstream}
+	target := opts.UpstreamURL
+	if target == "" {
+		if g.Upstream == nil {
+			var respond http.HandlerFunc
+			if opts.Respond != nil {
+				respond = opts.Respond.ServeHTTP
+			}
+			g.Upstream = NewUpstream(t, respond)
+		}
+		target = g.Upstream.URL
+	}
+	ups := upstream.NewRegistry(nil)
+	t.Cleanup(func() { _ = ups.Close() })
+	svc, err := ups.Service(config.Service{Name: opts.Service, URL: target})
+	if err != nil {
+		t.Fatalf("service: %s", err.Error())
+	}
+	tunnels := proxy.NewTunnels()
+	t.Cleanup(tunnels.CloseAll)
+	cons, err := consumer.New(opts.Consumers)
+	if err != nil {
+		t.Fatalf("consumers: %s", err.Error())
+	}
+	chain := WithGate(plugins)
+	g.Identity = identityHeaders(chain)
+	h, err := plugin.Chain(chain, plugin.BuildEnv{Route: opts.Route, Service: opts.Service,
+		Consumers: cons, Shared: opts.Shared}, proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// As the gateway's snapshot does: strip, then create the Exchange.
+		for _, name := range g.Identity {
+			delete(r.Header, name)
+		}
+		ex := &plugin.Exchange{Start: time.Now(), Route: opts.Route, Service: opts.Service,
+			RequestID: RequestID, UpstreamPath: r.URL.EscapedPath()}
+		ex.ClientIP, ex.PeerTrusted = ClientIP(r, opts.TrustedProxies)
+		ex.Params = params(opts.Params, r.URL.Path)
+		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+	}))
+	_ = edge.Listener.Close()
+	edge.Listener = ln
+	edge.Start()
+	tr := &http.Transport{DisableCompression: true}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		edge.Close()
+	})
+	g.URL = edge.URL
+	g.Client = &http.Client{Transport: tr}
+	return g, nil
+}
+
+// Start is Build failing the test on a build error.
+func Start(t testing.TB, opts Options, plugins ...plugin.Configured) *Gateway {
+	t.Helper()
+	g, err := Build(t, opts, plugins...)
+	if err != nil {
+		t.Fatalf("build chain: %s", err.Error())
+	}
+	return g
+}
+
+// WithGate adds the auth gate with its defaults when the chain has an
+// authentication plugin and no gate, as the gateway's compiler does.
+func WithGate(chain []plugin.Configured) []plugin.Configured {
+	hasAuth := slices.ContainsFunc(chain, func(c plugin.Configured) bool { return c.Reg.Phase == plugin.PhaseAuthenticate })
+	hasGate := slices.ContainsFunc(chain, func(c plugin.Configured) bool { return c.Reg.Name == authgate.Name })
+	if !hasAuth || hasGate {
+		return chain
+	}
+	reg := authgate.Registration()
+	return append(slices.Clone(chain), plugin.Configured{Reg: &reg, Spec: reg.Spec(), Scope: plugin.ScopeGlobal,
+		Path: config.Path{}.Key("plugins").Key(authgate.Name)})
+}
+
+// identityHeaders returns the sorted canonical names of the headers the
+// chain's plugins set, which the gateway strips from every request.
+func identityHeaders(chain []plugin.Configured) []string {
+	var names []string
+	for _, c := range chain {
+		if c.Reg.IdentityHeaders == nil {
+			continue
+		}
+		for _, h := range c.Reg.IdentityHeaders(c.Spec) {
+			names = append(names, textproto.CanonicalMIMEHeaderKey(h))
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// params returns the named captures of re in path.
+func params(re *regexp.Regexp, path string) []plugin.Param {
+	if re == nil {
+		return nil
+	}
+	m := re.FindStringSubmatch(path)
+	if m == nil {
+		return nil
+	}
+	var out []plugin.Param
+	for i, name := range re.SubexpNames() {
+		if name != "" {
+			out = append(out, plugin.Param{Name: name, Value: m[i]})
+		}
+	}
+	return out
+}
+
+// ClientIP returns the real client address of r and whether its TCP peer
+// is a trusted proxy, as the gateway's edge decides it: an untrusted
+// peer is the client; for a trusted one X-Forwarded-For is read from the
+// right and the first address that is not itself trusted is the client.
+// Malformed entries end the walk. (A copy of internal/gateway's unexported
+// clientIP, kept minimal.)
+func ClientIP(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	isTrusted := func(a netip.Addr) bool {
+		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
+	}
+	client := ap.Addr().Unmap()
+	if !isTrusted(client) {
+		return client, false
+	}
+	values := r.Header["X-Forwarded-For"]
+	for i := len(values) - 1; i >= 0; i-- {
+		parts := strings.Split(values[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return client, true
+			}
+			if client = a.Unmap(); !isTrusted(client) {
+				return client, true
+			}
+		}
+	}
+	return client, true
+}
+
+// Header returns a header of name/value pairs, added in order.
+func Header(kv ...string) http.Header {
+	h := make(http.Header, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// NewRequest returns a request for method and target (path and query,
+// relative to the edge) with body (nil for none) and header.
+func (g *Gateway) NewRequest(t testing.TB, method, target string, body io.Reader, header http.Header) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, g.URL+target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = append(req.Header[k], vs...)
+	}
+	return req
+}
+
+// Result is the client's view of one request, and the upstream's.
+type Result struct {
+	Status int
+	Header http.Header
+	Body   string
+	// Upstream is what reached the upstream; nil when the request was
+	// refused before it (or the gateway has no recording upstream).
+	Upstream *Request
+}
+
+// Do sends method target with body ("" for none) and the header
+// name/value pairs kv.
+func (g *Gateway) Do(t testing.TB, method, target, body string, kv ...string) Result {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	return g.Send(t, g.NewRequest(t, method, target, rd, Header(kv...)))
+}
+
+// Send sends req (aimed at g.URL) and reads the whole response. Requests
+// to one Gateway's upstream must not run concurrently, for Result.Upstream
+// to be theirs.
+func (g *Gateway) Send(t testing.TB, req *http.Request) Result {
+	t.Helper()
+	before := 0
+	if g.Upstream != nil {
+		before = g.Upstream.Count()
+	}
+	resp, body := g.Fetch(t, req)
+	res := Result{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}
+	if g.Upstream != nil && g.Upstream.Count() > before {
+		res.Upstream = g.Upstream.Last()
+	}
+	return res
+}
+
+// Fetch sends req and returns the response with its body read (still
+// encoded as sent) and closed; trailers are in the response.
+func (g *Gateway) Fetch(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := g.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %s", err.Error())
+	}
+	return resp, body
+}
