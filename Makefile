@@ -2,6 +2,7 @@
 #   make build   static binary in bin/portico
 #   make test    install what the tests need, then vet and run every test with the race detector
 #   make bench   go benchmarks + the proxy comparison against NGINX, HAProxy and Caddy
+#   make bench-cache  cache hits: Portico's cache plugin against NGINX proxy_cache
 #   make lint    gofmt and go vet
 
 GO       ?= go
@@ -10,7 +11,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/portico-gateway/portico/internal/cli.Version=$(VERSION)
 BENCH_REPEATS ?= 3
 
-.PHONY: all build test test-deps lint bench bench-go bench-proxy fuzz clean
+.PHONY: all build test test-deps lint bench bench-go bench-proxy bench-cache fuzz clean
 
 all: build
 
@@ -34,6 +35,9 @@ bench-go:
 
 bench-proxy: build
 	BENCH_REPEATS=$(BENCH_REPEATS) scripts/bench.sh
+
+bench-cache: build
+	BENCH_REPEATS=$(BENCH_REPEATS) scripts/bench-cache.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./internal/router

@@ -12,6 +12,10 @@
 //	GET  /routes    the compiled routes as JSON
 //	GET  /upstreams every service's targets: health, ejection, breaker
 //	                state and in-flight requests
+//	POST /cache/purge
+//	                remove stored responses: {"route":R,"url":U},
+//	                {"route":R,"prefix":P} or {"route":R}; answers
+//	                {"purged":N}
 //	GET  /version   {"version":"..."}
 //
 // GET endpoints also answer HEAD. A known path with another method gets 405
@@ -44,6 +48,9 @@ type Options struct {
 	// Upstreams returns the JSON-encodable state of every service's
 	// targets (GET /upstreams).
 	Upstreams func() any
+	// Purge removes stored responses (POST /cache/purge) and returns how
+	// many; an unknown route is an *UnknownRouteError.
+	Purge func(PurgeRequest) (int, error)
 	// Version is the build version (GET /version).
 	Version string
 }
@@ -70,7 +77,8 @@ func New(o Options) http.Handler {
 		"/upstreams": get(func(w http.ResponseWriter, r *http.Request) {
 			a.table(w, r, a.o.Upstreams, "the upstream table is not available")
 		}),
-		"/version": get(a.version),
+		"/version":     get(a.version),
+		"/cache/purge": {method: http.MethodPost, allow: http.MethodPost, h: a.purge},
 	}
 	return a
 }
@@ -83,7 +91,7 @@ type api struct {
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, ok := a.endpoints[r.URL.Path]
 	if !ok {
-		problem.Write(w, r, http.StatusNotFound, "", "no admin endpoint at this path; see /health, /ready, /metrics, /routes, /upstreams, /version, /reload")
+		problem.Write(w, r, http.StatusNotFound, "", "no admin endpoint at this path; see /health, /ready, /metrics, /routes, /upstreams, /version, /reload, /cache/purge")
 		return
 	}
 	if r.Method != ep.method && (ep.method != http.MethodGet || r.Method != http.MethodHead) {

@@ -4,8 +4,8 @@
 // The flow of `portico demo` is:
 //
 //  1. Start listens on free loopback ports and serves the auth service,
-//     two replicas of the orders service (orders-1 and orders-2) and the
-//     payment service there. The two orders replicas share one in-memory
+//     two replicas of the orders service (orders-1 and orders-2), the
+//     payment service and the products service there. The two orders replicas share one in-memory
 //     store, as replicas of one service share one database.
 //  2. Env gives their base URLs under the names the embedded config
 //     (Config, a copy of examples/demo.yaml) references as ${...}.
@@ -23,8 +23,10 @@
 // X-Consumer-Name, X-Request-ID and X-Forwarded-For), so a user sees what
 // the gateway forwards; the orders replicas add "replica" (which replica
 // answered). They expect the paths demo.yaml sends after strip_prefix and
-// path_rewrite: /login, /, /{id} and /charge, and every service answers
-// GET /health.
+// path_rewrite: /login, /, /{id}, /charge and /products, and every service
+// answers GET /health. The products service's lists say the gateway may
+// cache them, and carry "generated_at" and "served" (how many lists it has
+// built), so a user sees when an answer came from the gateway's cache.
 package demo
 
 import (
@@ -43,10 +45,11 @@ import (
 // EnvOrdersURL holds the URL of the first orders replica (orders-1) and
 // EnvOrders2URL that of the second (orders-2).
 const (
-	EnvAuthURL    = "PORTICO_DEMO_AUTH_URL"
-	EnvOrdersURL  = "PORTICO_DEMO_ORDERS_URL"
-	EnvOrders2URL = "PORTICO_DEMO_ORDERS_2_URL"
-	EnvPaymentURL = "PORTICO_DEMO_PAYMENT_URL"
+	EnvAuthURL     = "PORTICO_DEMO_AUTH_URL"
+	EnvOrdersURL   = "PORTICO_DEMO_ORDERS_URL"
+	EnvOrders2URL  = "PORTICO_DEMO_ORDERS_2_URL"
+	EnvPaymentURL  = "PORTICO_DEMO_PAYMENT_URL"
+	EnvProductsURL = "PORTICO_DEMO_PRODUCTS_URL"
 )
 
 // The names of the orders replicas, as the control listener and the
@@ -72,10 +75,10 @@ var errClosed = errors.New("the demo services are closed")
 
 // Services are the running demo upstreams.
 type Services struct {
-	// Auth, Orders, Orders2 and Payment are the services' base URLs,
-	// "http://127.0.0.1:PORT". Orders is the orders-1 replica and Orders2
-	// the orders-2 replica; both serve the same orders.
-	Auth, Orders, Orders2, Payment string
+	// Auth, Orders, Orders2, Payment and Products are the services' base
+	// URLs, "http://127.0.0.1:PORT". Orders is the orders-1 replica and
+	// Orders2 the orders-2 replica; both serve the same orders.
+	Auth, Orders, Orders2, Payment, Products string
 
 	logger   *slog.Logger
 	replicas []*node // orders-1, orders-2: the nodes the control may stop
@@ -89,8 +92,8 @@ type Services struct {
 	closeErr  error
 }
 
-// Start starts the auth service, the orders-1 and orders-2 replicas and
-// the payment service on 127.0.0.1:0, each on its own port. They run until
+// Start starts the auth service, the orders-1 and orders-2 replicas, the
+// payment service and the products service on 127.0.0.1:0, each on its own port. They run until
 // Close is called. A nil logger discards the services' own log lines.
 func Start(logger *slog.Logger) (*Services, error) {
 	if logger == nil {
@@ -108,6 +111,7 @@ func Start(logger *slog.Logger) (*Services, error) {
 		{replicaOrders1, newOrders(replicaOrders1, store, time.Now), &s.Orders, true},
 		{replicaOrders2, newOrders(replicaOrders2, store, time.Now), &s.Orders2, true},
 		{"payment", newPayment(time.Now), &s.Payment, false},
+		{"products", newProducts(time.Now), &s.Products, false},
 	}
 	for _, sp := range specs {
 		n := newNode(sp.name, "127.0.0.1:0", sp.handler, logger.With("service", sp.name))
@@ -148,14 +152,15 @@ func (s *Services) Close() error {
 }
 
 // Env maps the environment variable names the demo config references
-// (EnvAuthURL, EnvOrdersURL, EnvOrders2URL, EnvPaymentURL) to the
-// services' URLs.
+// (EnvAuthURL, EnvOrdersURL, EnvOrders2URL, EnvPaymentURL,
+// EnvProductsURL) to the services' URLs.
 func (s *Services) Env() map[string]string {
 	return map[string]string{
-		EnvAuthURL:    s.Auth,
-		EnvOrdersURL:  s.Orders,
-		EnvOrders2URL: s.Orders2,
-		EnvPaymentURL: s.Payment,
+		EnvAuthURL:     s.Auth,
+		EnvOrdersURL:   s.Orders,
+		EnvOrders2URL:  s.Orders2,
+		EnvPaymentURL:  s.Payment,
+		EnvProductsURL: s.Products,
 	}
 }
 

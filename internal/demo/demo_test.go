@@ -32,7 +32,10 @@ func TestStartServesAndCloseStopsEverything(t *testing.T) {
 		t.Fatalf("ListenControl: %s", err)
 	}
 	control := "http://" + controlAddr
-	urls := map[string]string{"auth": s.Auth, "orders-1": s.Orders, "orders-2": s.Orders2, "payment": s.Payment, "control": control}
+	urls := map[string]string{
+		"auth": s.Auth, "orders-1": s.Orders, "orders-2": s.Orders2, "payment": s.Payment,
+		"products": s.Products, "control": control,
+	}
 	seen := map[string]bool{}
 	for name, u := range urls {
 		if !strings.HasPrefix(u, "http://127.0.0.1:") {
@@ -52,6 +55,7 @@ func TestStartServesAndCloseStopsEverything(t *testing.T) {
 		{"orders", http.MethodPost, s.Orders + "/", tourOrderBody},
 		{"orders", http.MethodGet, s.Orders2 + "/9", ""},
 		{"payment", http.MethodPost, s.Payment + "/charge", tourChargeBody},
+		{"products", http.MethodGet, s.Products + "/products?category=books", ""},
 	}
 	for _, rq := range requests {
 		req, err := http.NewRequest(rq.method, rq.url, strings.NewReader(rq.body))
@@ -85,7 +89,10 @@ func TestStartServesAndCloseStopsEverything(t *testing.T) {
 	}
 
 	env := s.Env()
-	wantEnv := map[string]string{EnvAuthURL: s.Auth, EnvOrdersURL: s.Orders, EnvOrders2URL: s.Orders2, EnvPaymentURL: s.Payment}
+	wantEnv := map[string]string{
+		EnvAuthURL: s.Auth, EnvOrdersURL: s.Orders, EnvOrders2URL: s.Orders2, EnvPaymentURL: s.Payment,
+		EnvProductsURL: s.Products,
+	}
 	if len(env) != len(wantEnv) {
 		t.Errorf("Env: got %v, want %v", env, wantEnv)
 	}
@@ -165,6 +172,7 @@ func TestConfigMatchesServices(t *testing.T) {
 	env := (&Services{
 		Auth: "http://127.0.0.1:1001", Orders: "http://127.0.0.1:1002",
 		Orders2: "http://127.0.0.1:1012", Payment: "http://127.0.0.1:1003",
+		Products: "http://127.0.0.1:1004",
 	}).Env()
 	var used []string
 	cfg, err := config.Parse(Config(), "demo.yaml", func(name string) (string, bool) {
@@ -179,7 +187,7 @@ func TestConfigMatchesServices(t *testing.T) {
 		t.Fatalf("demo.yaml is not valid:\n%s", err)
 	}
 	slices.Sort(used)
-	if want := []string{EnvAuthURL, EnvOrders2URL, EnvOrdersURL, EnvPaymentURL}; !slices.Equal(used, want) {
+	if want := []string{EnvAuthURL, EnvOrders2URL, EnvOrdersURL, EnvPaymentURL, EnvProductsURL}; !slices.Equal(used, want) {
 		t.Errorf("${...} references: got %v, want %v", used, want)
 	}
 	var names []string
@@ -197,7 +205,9 @@ func TestConfigMatchesServices(t *testing.T) {
 	for _, s := range cfg.Services {
 		services[s.Name] = s
 	}
-	for name, url := range map[string]string{"auth": env[EnvAuthURL], "payment": env[EnvPaymentURL]} {
+	for name, url := range map[string]string{
+		"auth": env[EnvAuthURL], "payment": env[EnvPaymentURL], "products": env[EnvProductsURL],
+	} {
 		if got := services[name].URL; got != url {
 			t.Errorf("service %s url: got %q, want %q", name, got, url)
 		}
@@ -211,6 +221,9 @@ func TestConfigMatchesServices(t *testing.T) {
 			t.Errorf("route %s names unknown service %q", r.Name, r.Service)
 		}
 		routes[r.Name] = r
+		if _, err := plugins.NewRegistry().Decode(cfg, r.Plugins, plugin.ScopeRoute); err != nil {
+			t.Errorf("route %s plugin settings do not decode:\n%s", r.Name, err)
+		}
 	}
 	login := routes["auth-login"]
 	if login.Service != "auth" || login.PathRewrite == nil || login.PathRewrite.Replacement != "/login" ||
@@ -223,6 +236,7 @@ func TestConfigMatchesServices(t *testing.T) {
 			t.Errorf("route %s: got %+v, want %s with strip_prefix to service %s", name, r, prefix, name)
 		}
 	}
+	checkProductsRoute(t, routes["products"])
 	const fallbackBody = `{"message":"Payment temporarily unavailable, try again"}`
 	if f := routes["payment"].Fallback; f == nil || f.Status != http.StatusServiceUnavailable || f.Body != fallbackBody {
 		t.Errorf("route payment fallback: got %+v, want 503 with %s", f, fallbackBody)
@@ -261,5 +275,38 @@ func checkOrdersResilience(t *testing.T, orders config.Service, env map[string]s
 	// The probe goes to the replica itself, so the path is the service's own.
 	if got := serveOnce(newTestOrders(), http.MethodGet, a.Path, ""); got != http.StatusOK {
 		t.Errorf("GET %s on an orders replica: got %d, want 200", a.Path, got)
+	}
+}
+
+// checkProductsRoute checks that the products route publishes GET
+// /api/products as the service's /products, cached as the tour says.
+func checkProductsRoute(t *testing.T, r config.Route) {
+	t.Helper()
+	if r.Service != "products" || !slices.Equal(r.Match.Paths, []string{"=/api/products"}) ||
+		!slices.Equal(r.Match.Methods, []string{http.MethodGet}) || r.StripPrefix {
+		t.Errorf("route products: got %+v, want GET =/api/products on service products", r)
+	}
+	if pr := r.PathRewrite; pr == nil || pr.Pattern != "^/api/products$" || pr.Replacement != "/products" {
+		t.Errorf("route products path_rewrite: got %+v, want ^/api/products$ rewritten to /products", pr)
+	}
+	var names []string
+	for _, e := range r.Plugins.Entries {
+		names = append(names, e.Name)
+	}
+	if !slices.Equal(names, []string{"cache"}) {
+		t.Fatalf("route products plugins: got %v, want [cache]", names)
+	}
+	var got map[string]any
+	if err := r.Plugins.Entries[0].Node.Decode(&got); err != nil {
+		t.Fatalf("route products cache settings: %s", err)
+	}
+	want := map[string]any{"default_ttl": "60s", "stale_if_error": "5m", "x_cache_header": true}
+	if len(got) != len(want) {
+		t.Errorf("route products cache settings: got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("route products cache %s: got %v, want %v", k, got[k], v)
+		}
 	}
 }

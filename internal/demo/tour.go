@@ -8,7 +8,17 @@ const (
 	tourLoginBody  = `{"username":"alice","password":"alice-password"}`
 	tourOrderBody  = `{"items":[{"sku":"MUG-01","quantity":2,"unit_price":1250}]}`
 	tourChargeBody = `{"order_id":7,"amount":41797,"currency":"EUR"}`
+	tourPurgeBody  = `{"route":"products","prefix":"/api/products"}`
 )
+
+// tourProductsPath is the cached request the tour repeats.
+const tourProductsPath = "/api/products?category=books"
+
+// cacheGrep prints, from a `curl -si` of a product list, the cache's
+// response headers (Cache-Status, Age, X-Cache) and the body's "served"
+// and "generated_at", without jq. The tests check it against real
+// responses.
+const cacheGrep = `grep -i -o -E '^(cache-status|age|x-cache): .*|"(served|generated_at)":[^,}]*'`
 
 // tokenSed extracts the token from the login response without jq. The
 // tests check the same expression against a real login response.
@@ -47,8 +57,8 @@ func Tour(gatewayURL, adminURL, controlURL string) string {
 		line("  Control  ", c, "   (demo only: stops and starts the orders replicas)")
 	}
 	line()
-	line("Demo services run behind it on loopback ports: auth, payment, and orders as two replicas")
-	line("(orders-1 and orders-2) that share one store.")
+	line("Demo services run behind it on loopback ports: auth, payment, products, and orders as two")
+	line("replicas (orders-1 and orders-2) that share one store.")
 	line("Every service answers in JSON with \"service\" and \"caller\": the headers it received;")
 	line("orders adds \"replica\": which replica answered.")
 	line("Try these in another terminal:")
@@ -113,9 +123,25 @@ func Tour(gatewayURL, adminURL, controlURL string) string {
 		line("  curl -s -X POST ", c, "/replicas/", replicaOrders2, "/start")
 		replicaLoop()
 	}
+	line()
+	line("  # 11. Product lists are public and the gateway caches them, for 60s: the service says max-age=60.")
+	line("  #     Twice: a miss (Cache-Status: portico; fwd=miss; stored), then a hit with Age. The hit repeats")
+	line(`  #     "served" (how many lists the products service built) and generated_at: no request reached it`)
+	productsCall := func(prefix string) {
+		line("  ", prefix, "curl -si '", g, tourProductsPath, "' \\")
+		line("  ", prefix, "  | ", cacheGrep, "; echo")
+	}
+	line("  for i in 1 2; do")
+	productsCall("  ")
+	line("  done")
 	if a != "" {
+		line(`  #     Purge what the route cached under /api/products; the answer is {"purged": N}. A body with`)
+		line(`  #     "url" purges one URL, one with only "route" the whole route. The next request is a miss:`)
+		line(`  #     "served" goes up by one`)
+		line("  curl -s -X POST ", a, "/cache/purge -d '", tourPurgeBody, "'; echo")
+		productsCall("")
 		line()
-		line("  # 11. Prometheus metrics")
+		line("  # 12. Prometheus metrics")
 		line("  curl -s ", a, "/metrics")
 	}
 	line()

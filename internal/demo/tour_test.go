@@ -31,6 +31,9 @@ func TestTour(t *testing.T) {
 		"curl -s " + admin + "/upstreams\n",
 		"curl -s -X POST " + control + "/replicas/orders-2/start\n",
 		"GET " + control + "/replicas lists",
+		"for i in 1 2; do\n    curl -si '" + gw + tourProductsPath + "' \\\n      | " + cacheGrep + "; echo\n  done\n",
+		"curl -s -X POST " + admin + "/cache/purge -d '" + tourPurgeBody + "'; echo\n" +
+			"  curl -si '" + gw + tourProductsPath + "' \\\n    | " + cacheGrep + "; echo\n",
 		admin + "/metrics",
 	} {
 		if !strings.Contains(tour, want) {
@@ -45,6 +48,10 @@ func TestTour(t *testing.T) {
 	stop, start := strings.Index(tour, "/replicas/orders-2/stop"), strings.Index(tour, "/replicas/orders-2/start")
 	if stop < 0 || start < stop {
 		t.Errorf("the tour must stop orders-2 before starting it again:\n%s", tour)
+	}
+	// The purge comes after the miss and the hit.
+	if loop, purge := strings.Index(tour, "for i in 1 2; do"), strings.Index(tour, "/cache/purge"); loop < 0 || purge < loop {
+		t.Errorf("the tour must show the miss and the hit before the purge:\n%s", tour)
 	}
 	for _, base := range []string{gw, control} {
 		if strings.Contains(tour, base+"//") {
@@ -65,14 +72,14 @@ func TestTourWithoutAdminOrControl(t *testing.T) {
 		absent, present      []string
 	}{
 		{"admin off", "", "http://127.0.0.1:9902",
-			[]string{"Admin", "/metrics", "/upstreams"},
-			[]string{"/replicas/orders-2/stop", replicaSed}},
+			[]string{"Admin", "/metrics", "/upstreams", "/cache/purge"},
+			[]string{"/replicas/orders-2/stop", replicaSed, cacheGrep}},
 		{"control off", "http://127.0.0.1:9901", "",
 			[]string{"Control", "/replicas", "/upstreams"},
-			[]string{"/metrics", replicaSed}},
+			[]string{"/metrics", replicaSed, cacheGrep, "/cache/purge"}},
 		{"both off", "", "",
-			[]string{"Admin", "Control", "/metrics", "/replicas", "/upstreams"},
-			[]string{replicaSed}},
+			[]string{"Admin", "Control", "/metrics", "/replicas", "/upstreams", "/cache/purge"},
+			[]string{replicaSed, cacheGrep}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

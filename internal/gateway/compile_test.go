@@ -170,7 +170,7 @@ func TestCompileReportsPluginErrorsWithPosition(t *testing.T) {
 	yaml := baseYAML + `
 plugins:
   request_idd: {}
-  cache: {}
+  cache: { store: disk }
   body_limit: { max: lots }
 `
 	_, err := compileYAML(t, yaml, "http://127.0.0.1:1")
@@ -180,7 +180,7 @@ plugins:
 	got := err.Error()
 	for _, want := range []string{
 		`test.yaml:21:3: plugins.request_idd: unknown plugin "request_idd"; did you mean "request_id"?`,
-		`test.yaml:22:3: plugins.cache: plugin "cache" (response caching) is not available in this version`,
+		`test.yaml:22:12: plugins.cache.store: must be memory or redis`,
 		`plugins.body_limit.max: invalid size "lots"`,
 	} {
 		if !strings.Contains(got, want) {

@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,7 @@ import (
 	"github.com/portico-gateway/portico/internal/observe"
 	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/plugins"
+	"github.com/portico-gateway/portico/internal/plugins/cache"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
@@ -217,6 +220,20 @@ func (s *Server) reload() error {
 	return nil
 }
 
+// purge removes stored responses for the admin API's POST /cache/purge.
+func (s *Server) purge(req admin.PurgeRequest) (int, error) {
+	if !slices.ContainsFunc(s.current.Load().Routes(), func(r RouteInfo) bool { return r.Name == req.Route }) {
+		return 0, &admin.UnknownRouteError{Route: req.Route}
+	}
+	path, query, prefix := req.URL, "", false
+	if req.Prefix != "" {
+		path, prefix = req.Prefix, true
+	} else if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	return cache.Purge(s.deps.Shared, req.Route, path, query, prefix)
+}
+
 // restartOnly refuses changes that need a restart: the listeners.
 func restartOnly(old, cfg *config.Config) error {
 	var errs []error
@@ -264,6 +281,7 @@ func (s *Server) Run(ctx context.Context) error {
 				Reload:    s.Reload,
 				Routes:    func() any { return s.current.Load().Routes() },
 				Upstreams: func() any { return s.deps.Upstreams.Status() },
+				Purge:     s.purge,
 				Version:   s.opts.Version,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,

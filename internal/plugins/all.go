@@ -10,6 +10,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/plugins/basicauth"
 	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
+	"github.com/portico-gateway/portico/internal/plugins/cache"
 	"github.com/portico-gateway/portico/internal/plugins/compression"
 	"github.com/portico-gateway/portico/internal/plugins/cors"
 	"github.com/portico-gateway/portico/internal/plugins/deprecation"
@@ -42,14 +43,13 @@ func All() []plugin.Registration {
 		transform.RequestRegistration(),
 		transform.ResponseRegistration(),
 		deprecation.Registration(),
+		cache.Registration(),
 	}
 }
 
 // Planned names plugins that later versions add, so a config that uses one
 // gets "not available in this version" rather than "unknown plugin".
-var Planned = map[string]string{
-	"cache": "response caching",
-}
+var Planned = map[string]string{}
 
 // NewRegistry returns the registry of all built-in plugins.
 func NewRegistry() *plugin.Registry { return plugin.NewRegistry(All(), Planned) }

@@ -69,9 +69,16 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 				ls[i] = newTestRedis(t, srv.URL(), 10*time.Second)
 			}
 			awayFromEdge(t, raw)
+			start := time.Now()
 			got := exactUnderConcurrency(t, ls, "exact:"+tt.name, tt.rule, 1000)
-			if d := got - 300; d < -tt.tolerance || d > tt.tolerance {
-				t.Fatalf("got %d allowed, want 300 (±%d)", got, tt.tolerance)
+			// GCRA refills smoothly: one more request is due every
+			// window/limit (200ms) the test runs, on a loaded machine too.
+			refill := int64(0)
+			if tt.rule.Algorithm == GCRA {
+				refill = int64(time.Since(start) / (tt.rule.Window / time.Duration(tt.rule.Limit)))
+			}
+			if d := got - 300; d < -tt.tolerance || d > tt.tolerance+refill {
+				t.Fatalf("got %d allowed, want 300 (-%d, +%d refilled during the test)", got, tt.tolerance, tt.tolerance+refill)
 			}
 		})
 	}
@@ -220,8 +227,11 @@ func TestRedisClusterAddrs(t *testing.T) {
 		ls[i] = rl
 	}
 	r := Rule{Limit: 100, Window: time.Minute, Burst: 100}
-	if got := exactUnderConcurrency(t, ls, "cluster", r, 300); got != 100 {
-		t.Fatalf("got %d allowed, want 100", got)
+	start := time.Now()
+	got := exactUnderConcurrency(t, ls, "cluster", r, 300)
+	refill := int64(time.Since(start) / (r.Window / time.Duration(r.Limit))) // GCRA's smooth refill
+	if got < 100 || got > 100+refill {
+		t.Fatalf("got %d allowed, want 100 (+%d refilled during the test)", got, refill)
 	}
 	raw := rawClient(t, srv.Addr())
 	if n, err := raw.Exists(context.Background(), "{portico:cluster}").Result(); err != nil || n != 1 {

@@ -31,6 +31,7 @@ func TestExamplesValidate(t *testing.T) {
 		"PORTICO_DEMO_ORDERS_URL=http://127.0.0.1:3001",
 		"PORTICO_DEMO_ORDERS_2_URL=http://127.0.0.1:3011",
 		"PORTICO_DEMO_PAYMENT_URL=http://127.0.0.1:3002",
+		"PORTICO_DEMO_PRODUCTS_URL=http://127.0.0.1:3004",
 		"BENCH_LISTEN=127.0.0.1:0",
 		"BENCH_UPSTREAM=http://127.0.0.1:3003",
 		"BENCH_API_KEY=bench-key",
