@@ -194,7 +194,7 @@ func TestConfigMatchesServices(t *testing.T) {
 	for _, e := range cfg.Plugins.Entries {
 		names = append(names, e.Name)
 	}
-	if want := []string{"request_id", "access_log", "body_limit"}; !slices.Equal(names, want) {
+	if want := []string{"request_id", "access_log", "body_limit", "cors", "compression"}; !slices.Equal(names, want) {
 		t.Errorf("plugins: got %v, want %v", names, want)
 	}
 	if _, err := plugins.NewRegistry().Decode(cfg, cfg.Plugins, plugin.ScopeGlobal); err != nil {

@@ -140,8 +140,21 @@ func Tour(gatewayURL, adminURL, controlURL string) string {
 		line(`  #     "served" goes up by one`)
 		line("  curl -s -X POST ", a, "/cache/purge -d '", tourPurgeBody, "'; echo")
 		productsCall("")
+	}
+	line()
+	line("  # 12. A browser app on http://localhost:3000 may call the API: its preflight is answered by the")
+	line("  #     gateway (204 with Access-Control-Allow-*; the orders service never sees it)")
+	line("  curl -si -X OPTIONS ", g, "/api/orders -H 'Origin: http://localhost:3000' \\")
+	line("    -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization, content-type'")
+	line()
+	line("  # 13. Compression: the order list (over 1 KiB of JSON) comes gzip-encoded when the client accepts it;")
+	line("  #     the second command lets curl decode it")
+	line("  curl -s -o /dev/null -D - ", g, `/api/orders -H "Authorization: Bearer $TOKEN" \`)
+	line("    -H 'Accept-Encoding: gzip' | grep -i -E '^(content-encoding|vary):'")
+	line("  curl -s --compressed ", g, `/api/orders -H "Authorization: Bearer $TOKEN" | head -c 120; echo`)
+	if a != "" {
 		line()
-		line("  # 12. Prometheus metrics")
+		line("  # 14. Prometheus metrics")
 		line("  curl -s ", a, "/metrics")
 	}
 	line()

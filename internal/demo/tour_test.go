@@ -75,10 +75,10 @@ func TestTourWithoutAdminOrControl(t *testing.T) {
 			[]string{"Admin", "/metrics", "/upstreams", "/cache/purge"},
 			[]string{"/replicas/orders-2/stop", replicaSed, cacheGrep}},
 		{"control off", "http://127.0.0.1:9901", "",
-			[]string{"Control", "/replicas", "/upstreams"},
+			[]string{"  Control  ", "/replicas", "/upstreams"},
 			[]string{"/metrics", replicaSed, cacheGrep, "/cache/purge"}},
 		{"both off", "", "",
-			[]string{"Admin", "Control", "/metrics", "/replicas", "/upstreams", "/cache/purge"},
+			[]string{"Admin", "  Control  ", "/metrics", "/replicas", "/upstreams", "/cache/purge"},
 			[]string{replicaSed, cacheGrep}},
 	}
 	for _, tt := range tests {
