@@ -29,6 +29,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/gateway/h1"
 	"github.com/portico-gateway/portico/internal/observe"
 	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/plugins"
@@ -271,7 +272,7 @@ func (s *Server) Run(ctx context.Context) error {
 		close(s.started)
 		return err
 	}
-	public := s.newPublicServer(cfg)
+	public := h1.For(s.newPublicServer(cfg))
 	var adminSrv *http.Server
 	if adm != nil {
 		adminSrv = &http.Server{

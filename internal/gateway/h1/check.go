@@ -1,0 +1,125 @@
+package h1
+
+import (
+	"net/http"
+	"strings"
+)
+
+// checkRequest applies the checks net/http's server adds after parsing:
+// HTTP/1.x only, exactly one valid Host for HTTP/1.1, and header names and
+// values free of forbidden bytes. It returns the status and reason to
+// refuse the request with, or 0.
+func checkRequest(req *http.Request) (int, string) {
+	if req.ProtoMajor != 1 {
+		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
+	}
+	// http.ReadRequest has removed the Host header and refused several;
+	// req.Host is the authority from the request target or that header.
+	if req.ProtoAtLeast(1, 1) && req.Host == "" && req.Method != http.MethodConnect {
+		return http.StatusBadRequest, "missing required Host header"
+	}
+	if !validHost(req.Host) {
+		return http.StatusBadRequest, "malformed Host header"
+	}
+	for k, vv := range req.Header {
+		if !validFieldName(k) {
+			return http.StatusBadRequest, "invalid header name"
+		}
+		for _, v := range vv {
+			if !validFieldValue(v) {
+				return http.StatusBadRequest, "invalid header value"
+			}
+		}
+	}
+	return 0, ""
+}
+
+// tokenByte marks the bytes of an RFC 9110 token (tchar).
+var tokenByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// hostByte marks the bytes accepted in a Host header: those of a
+// uri-host and port, leniently (as net/http accepts).
+var hostByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!$%&()*+,-.:;=[]_~'" {
+		t[c] = true
+	}
+	return t
+}()
+
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue rejects control bytes other than horizontal tab, and
+// DEL; obs-text (0x80 and above) is allowed.
+func validFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func validHost(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !hostByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated list v holds token,
+// compared case-insensitively.
+func hasToken(v, token string) bool {
+	for v != "" {
+		var part string
+		if i := strings.IndexByte(v, ','); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			part, v = v, ""
+		}
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerHasToken reports whether any value of h[key] lists token.
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h[key] {
+		if hasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
