@@ -125,8 +125,9 @@ func Tour(gatewayURL, adminURL, controlURL string) string {
 	}
 	line()
 	line("  # 11. Product lists are public and the gateway caches them, for 60s: the service says max-age=60.")
-	line("  #     Twice: a miss (Cache-Status: portico; fwd=miss; stored), then a hit with Age. The hit repeats")
-	line(`  #     "served" (how many lists the products service built) and generated_at: no request reached it`)
+	line("  #     Twice: a miss (Cache-Status: portico; fwd=miss; fwd-status=200; stored), then a hit with Age.")
+	line(`  #     The hit repeats "served" (how many lists the products service built) and generated_at:`)
+	line("  #     no request reached the service")
 	productsCall := func(prefix string) {
 		line("  ", prefix, "curl -si '", g, tourProductsPath, "' \\")
 		line("  ", prefix, "  | ", cacheGrep, "; echo")
