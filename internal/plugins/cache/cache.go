@@ -226,6 +226,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rd.MaxAge != core.Absent && f.Age > core.Seconds(rd.MaxAge) ||
 		rd.MinFresh != core.Absent && f.Lifetime-f.Age < core.Seconds(rd.MinFresh))
 	switch {
+	case rd.OnlyIfCached && (forced || !f.Fresh() && !f.InStaleWhileRevalidate()):
+		// RFC 9111 §5.2.1.7: answer from a usable stored response or with
+		// 504, never by going to the service.
+		h.m.inc(h.m.miss)
+		problem.Write(w, r, http.StatusGatewayTimeout, "", "no usable response is in the cache")
+		return
 	case forced:
 		lk.fwd = "request"
 	case f.Fresh():

@@ -332,6 +332,22 @@ func TestRequestDirectives(t *testing.T) {
 		t.Errorf("got %d, want 504 for only-if-cached on a miss", r.status)
 	}
 	wantHits(t, o, 4)
+	// only-if-cached: a fresh entry answers; a forced revalidation or a
+	// stale entry gets 504 and never reaches the service.
+	if r := g.get(t, "/rd", "Cache-Control", "only-if-cached"); r.status != 200 || !strings.Contains(r.cacheStatus(), "hit") {
+		t.Errorf("got %d %q, want a hit for only-if-cached on a fresh entry", r.status, r.cacheStatus())
+	}
+	if r := g.get(t, "/rd", "Cache-Control", "only-if-cached, no-cache"); r.status != http.StatusGatewayTimeout {
+		t.Errorf("got %d, want 504 for only-if-cached with no-cache", r.status)
+	}
+	os := newOrigin(t, answer(200, "s", "Cache-Control", "max-age=0", "ETag", `"s"`))
+	gs := startGateway(t, os, "honor_request_directives: true", gwOptions{})
+	gs.get(t, "/stale")
+	if r := gs.get(t, "/stale", "Cache-Control", "only-if-cached"); r.status != http.StatusGatewayTimeout {
+		t.Errorf("got %d, want 504 for only-if-cached on a stale entry", r.status)
+	}
+	wantHits(t, os, 1)
+	wantHits(t, o, 4)
 	// Without the option, request directives are ignored.
 	o2 := newOrigin(t, answer(200, "x", "Cache-Control", "max-age=60"))
 	g2 := startGateway(t, o2, "", gwOptions{})

@@ -111,6 +111,12 @@ func (s *Spec) Validate(p config.Path) error {
 				"must be at most memory_max_bytes/16 (%d bytes) with the memory store", int64(s.MemoryMaxBytes/16)))
 		}
 	case storeRedis:
+		// Headers and framing come on top of the body; keep well under the
+		// store's entry bound so a stored object always fits.
+		if limit := int64(core.DefaultRedisMaxEntryBytes) / 2; int64(s.MaxObjectSize) > limit {
+			errs = append(errs, p.Key("max_object_size").Errorf(
+				"must be at most %d bytes with the redis store", limit))
+		}
 	default:
 		errs = append(errs, p.Key("store").Errorf("must be memory or redis"))
 	}

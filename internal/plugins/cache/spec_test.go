@@ -15,7 +15,8 @@ func TestSpecValidate(t *testing.T) {
 		{"full memory", "store: memory\nmemory_max_bytes: 128MiB\nmax_object_size: 2MiB\ndefault_ttl: 30s\nmax_ttl: 1h\n" +
 			"stale_while_revalidate: 10s\nstale_if_error: 10m\nhonor_request_directives: true\nquery: {include: [category, page]}\n" +
 			"key_headers: [X-Tenant]\nauthenticated: per_consumer\nx_cache_header: true\ncoalesce_timeout: 2s", ""},
-		{"redis with compress", "store: redis\ncompress: true\nmax_object_size: 8MiB", ""},
+		{"redis with compress", "store: redis\ncompress: true\nmax_object_size: 4MiB", ""},
+		{"redis object too large", "store: redis\nmax_object_size: 8MiB", "max_object_size: must be at most 4194304 bytes with the redis store"},
 		{"unknown store", "store: disk", "store: must be memory or redis"},
 		{"compress needs redis", "compress: true", "compress: is only used with store: redis"},
 		{"small memory", "memory_max_bytes: 1KiB", "memory_max_bytes: must be at least 1MiB"},
