@@ -90,8 +90,8 @@ func (r *replica) revive() {
 	r.serve(ln)
 }
 
-// upstreamsState fetches the admin API's GET /upstreams.
-func upstreamsState(t *testing.T, g *gw) []struct {
+// serviceState is one service in the admin API's GET /upstreams.
+type serviceState struct {
 	Name    string `json:"name"`
 	Breaker string `json:"breaker"`
 	Retries int64  `json:"retries_total"`
@@ -101,24 +101,17 @@ func upstreamsState(t *testing.T, g *gw) []struct {
 		Active    bool   `json:"active_healthy"`
 		Breaker   string `json:"breaker"`
 	} `json:"targets"`
-} {
+}
+
+// upstreamsState fetches the admin API's GET /upstreams.
+func upstreamsState(t *testing.T, g *gw) []serviceState {
 	t.Helper()
 	resp, err := http.Get(g.AdminURL("/upstreams"))
 	if err != nil {
 		t.Fatalf("GET /upstreams: %s", err)
 	}
 	defer resp.Body.Close()
-	var out []struct {
-		Name    string `json:"name"`
-		Breaker string `json:"breaker"`
-		Retries int64  `json:"retries_total"`
-		Targets []struct {
-			URL       string `json:"url"`
-			Available bool   `json:"available"`
-			Active    bool   `json:"active_healthy"`
-			Breaker   string `json:"breaker"`
-		} `json:"targets"`
-	}
+	var out []serviceState
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatalf("decode /upstreams: %s", err)
 	}
