@@ -147,14 +147,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, ex, err, false)
 		return
 	}
-	res := h.forward(w, r, ex, start)
-	h.svc.Done(time.Now(), probe, res)
+	res, end := h.forward(w, r, ex, start)
+	if end.IsZero() {
+		end = time.Now()
+	}
+	h.svc.Done(end, probe, res)
 }
 
 // forward runs the attempts of one request: pick a target, exchange, and
 // either retry (another target, after a backoff) or relay the answer. It
-// returns the final outcome for the service breaker.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, start time.Time) upstream.Result {
+// returns the final outcome for the service breaker and, when it read the
+// clock after the last attempt, that reading (zero otherwise).
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, start time.Time) (upstream.Result, time.Time) {
 	upgrade := upgradeType(r)
 	pol := h.retry
 	retryable := pol != nil && upgrade == "" && pol.allows(r)
@@ -187,7 +191,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exc
 				lastErr = err
 			}
 			h.fail(w, r, ex, lastErr, false)
-			return upstream.ConnFailure
+			return upstream.ConnFailure, time.Time{}
 		}
 		tried.Add(p.Pos)
 		t := p.Target
@@ -195,7 +199,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exc
 		c := getCall(h, w, r, ex, t)
 		c.upgrade, c.deadline = upgrade, deadline
 		t.Begin()
-		at := time.Now()
+		at := start // the first attempt starts with the request
+		if n > 1 {
+			at = time.Now()
+		}
 		err = c.exchange()
 		status := 0
 		if err == nil {
@@ -213,7 +220,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exc
 			t.End()
 			if !pol.wait(r.Context(), n, deadline) || (rb != nil && !rb.rewind()) {
 				h.fail(w, r, ex, lastErr, false)
-				return res
+				return res, time.Time{}
 			}
 			h.svc.CountRetry()
 			ex.Attempts = n + 1
@@ -236,7 +243,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exc
 		wrote, hijacked := c.wroteHeader, c.hijacked
 		c.release()
 		t.End()
-		h.svc.Report(p, res, lat, time.Now())
+		end := time.Now()
+		h.svc.Report(p, res, lat, end)
 		switch {
 		case err == nil:
 		case hijacked:
@@ -245,7 +253,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exc
 		default:
 			h.fail(w, r, ex, err, wrote)
 		}
-		return res
+		return res, end
 	}
 }
 

@@ -85,8 +85,10 @@ type conn struct {
 	mu        sync.Mutex
 	cond      sync.Cond
 	timer     *time.Timer
-	armed     bool // a request is running; the timer may start a read
-	due       bool // the delay passed; start the read once the body is done
+	timerSet  bool      // the timer is pending (it outlives requests)
+	started   time.Time // when the current request's head began
+	armed     bool      // a request is running; the timer may start a read
+	due       bool      // the delay passed; start the read once the body is done
 	bgReading bool
 	aborting  bool
 	broken    bool // the background read found the connection closed
@@ -106,8 +108,11 @@ func newConn(s *Server, rwc net.Conn) *conn {
 	return c
 }
 
-func (c *conn) setState(st uint64) {
-	c.state.Store(st | uint64(time.Now().Unix())<<8)
+func (c *conn) setState(st uint64) { c.setStateAt(st, time.Now()) }
+
+// setStateAt is setState with the caller's clock reading.
+func (c *conn) setStateAt(st uint64, now time.Time) {
+	c.state.Store(st | uint64(now.Unix())<<8)
 }
 
 func (c *conn) getState() (uint64, int64) {
@@ -147,6 +152,7 @@ func (c *conn) serve() {
 	if d := s.ReadHeaderTimeout; d > 0 {
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
+	var now time.Time
 	for first := true; ; first = false {
 		c.cr.limit(s.maxHeaderBytes() + 4096)
 		if !first {
@@ -154,9 +160,10 @@ func (c *conn) serve() {
 				return
 			}
 			if c.bufr.Buffered() == 0 {
-				c.setState(stateIdle)
+				idle := time.Now()
+				c.setStateAt(stateIdle, idle)
 				if d := s.IdleTimeout; d > 0 {
-					_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+					_ = c.rwc.SetReadDeadline(idle.Add(d))
 				} else if c.clearDeadline {
 					// No idle limit, but the header deadline is still set.
 					_ = c.rwc.SetReadDeadline(time.Time{})
@@ -165,9 +172,10 @@ func (c *conn) serve() {
 					return
 				}
 			}
-			c.setState(stateActive)
+			now = time.Now()
+			c.setStateAt(stateActive, now)
 			if d := s.ReadHeaderTimeout; d > 0 {
-				_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+				_ = c.rwc.SetReadDeadline(now.Add(d))
 			} else if s.IdleTimeout > 0 {
 				_ = c.rwc.SetReadDeadline(time.Time{})
 			}
@@ -175,18 +183,19 @@ func (c *conn) serve() {
 			if _, err := c.bufr.Peek(1); err != nil {
 				return
 			}
-			c.setState(stateActive)
+			now = time.Now()
+			c.setStateAt(stateActive, now)
 		}
 		c.clearDeadline = s.ReadHeaderTimeout > 0
-		if !c.serveOne() {
+		if !c.serveOne(now) {
 			return
 		}
 	}
 }
 
-// serveOne reads, checks and answers one request; it reports whether the
-// connection may carry another.
-func (c *conn) serveOne() bool {
+// serveOne reads, checks and answers one request whose head began at
+// start; it reports whether the connection may carry another.
+func (c *conn) serveOne(start time.Time) bool {
 	req, err := http.ReadRequest(c.bufr)
 	hitLimit := c.cr.hitLimit
 	c.cr.unlimit()
@@ -237,18 +246,24 @@ func (c *conn) serveOne() bool {
 		}
 	}
 
+	// The timer is left running between requests: when it fires during a
+	// later request it waits out that request's own delay, which spares
+	// a timer reset and stop per request.
 	c.mu.Lock()
 	c.armed, c.due, c.broken = true, false, false
 	c.cancel, c.body = cancel, b
-	c.mu.Unlock()
-	if c.timer == nil {
-		c.timer = time.AfterFunc(bgReadDelay, c.delayPassed)
-	} else {
-		c.timer.Reset(bgReadDelay)
+	c.started = start
+	if !c.timerSet {
+		c.timerSet = true
+		if d := bgReadDelay - time.Since(start); c.timer == nil {
+			c.timer = time.AfterFunc(max(d, 0), c.delayPassed)
+		} else {
+			c.timer.Reset(max(d, 0))
+		}
 	}
+	c.mu.Unlock()
 
 	ok := c.runHandler(w, req)
-	c.timer.Stop()
 	c.stopBackgroundRead()
 	cancel()
 	if c.hijacked {
@@ -318,9 +333,16 @@ func isCommonNetReadError(err error) bool {
 func (c *conn) delayPassed() {
 	c.mu.Lock()
 	if !c.armed {
+		c.timerSet = false
 		c.mu.Unlock()
 		return
 	}
+	if d := bgReadDelay - time.Since(c.started); d > 0 {
+		c.timer.Reset(d) // set during an earlier request
+		c.mu.Unlock()
+		return
+	}
+	c.timerSet = false
 	c.due = true
 	start := c.canReadLocked()
 	c.mu.Unlock()

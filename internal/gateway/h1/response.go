@@ -68,10 +68,18 @@ var (
 var errHijackAfterReturn = errors.New("h1: Hijack after the handler returned")
 
 func (w *response) reset(req *http.Request) {
+	// The header map is the connection's: a handler may not use the
+	// ResponseWriter after it returns, so the map is emptied and reused.
+	h := w.header
+	if h == nil {
+		h = make(http.Header)
+	} else {
+		clear(h)
+	}
 	*w = response{
 		c:             w.c,
 		req:           req,
-		header:        make(http.Header),
+		header:        h,
 		contentLength: -1,
 		isHEAD:        req.Method == http.MethodHead,
 		is11:          req.ProtoAtLeast(1, 1),

@@ -60,14 +60,21 @@ func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
 					id = v[0]
 				}
 			}
+			// One allocation holds both header values; each slice is
+			// capped at its own element, so neither header can change the
+			// other.
+			var vals []string
 			if id == "" {
 				id = newID()
-				r.Header[header] = []string{id}
+				vals = []string{id, id}
+				r.Header[header] = vals[0:1:1]
+			} else {
+				vals = []string{id}
 			}
 			if ex := plugin.FromContext(r.Context()); ex != nil {
 				ex.RequestID = id
 			}
-			w.Header()[header] = []string{id}
+			w.Header()[header] = vals[len(vals)-1:]
 			next.ServeHTTP(w, r)
 		})
 	}, nil
