@@ -35,20 +35,7 @@ func Write(w http.ResponseWriter, r *http.Request, status int, title, detail str
 	if ex := plugin.FromContext(r.Context()); ex != nil {
 		reqID = ex.RequestID
 	}
-	b := make([]byte, 0, 128+len(title)+len(detail)+len(reqID))
-	b = append(b, `{"type":"about:blank","title":`...)
-	b = appendJSONString(b, title)
-	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	if detail != "" {
-		b = append(b, `,"detail":`...)
-		b = appendJSONString(b, detail)
-	}
-	if reqID != "" {
-		b = append(b, `,"request_id":`...)
-		b = appendJSONString(b, reqID)
-	}
-	b = append(b, "}\n"...)
+	b := Body(status, title, detail, reqID)
 
 	h := w.Header()
 	h.Del("Content-Encoding")
@@ -65,6 +52,29 @@ func Write(w http.ResponseWriter, r *http.Request, status int, title, detail str
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(b)
 	}
+}
+
+// Body returns the problem document for status (an empty title uses the
+// standard status text), with its trailing newline. Write uses it; so does
+// the HTTP/1.1 server for requests it refuses before any handler runs.
+func Body(status int, title, detail, requestID string) []byte {
+	if title == "" {
+		title = http.StatusText(status)
+	}
+	b := make([]byte, 0, 128+len(title)+len(detail)+len(requestID))
+	b = append(b, `{"type":"about:blank","title":`...)
+	b = appendJSONString(b, title)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	if detail != "" {
+		b = append(b, `,"detail":`...)
+		b = appendJSONString(b, detail)
+	}
+	if requestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendJSONString(b, requestID)
+	}
+	return append(b, "}\n"...)
 }
 
 const hexDigits = "0123456789abcdef"

@@ -132,13 +132,28 @@ routes:
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("1 KiB of headers: got %d, want 200", resp.StatusCode)
 	}
-	resp, _ = rawRequest(t, g.addr, "GET /big HTTP/1.1\r\nHost: gw.test\r\nX-Request-ID: big-headers\r\n"+
+	resp, body := rawRequest(t, g.addr, "GET /big HTTP/1.1\r\nHost: gw.test\r\nX-Request-ID: big-headers\r\n"+
 		"X-Pad: "+strings.Repeat("a", 64<<10)+"\r\nConnection: close\r\n\r\n")
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("64 KiB of headers: got %d, want 431", resp.StatusCode)
-	}
+	preParseProblem(t, resp, body, http.StatusRequestHeaderFieldsTooLarge)
+	// A malformed request is refused the same way, before any route.
+	resp, body = rawRequest(t, g.addr, "GET /x HTTP/1.1\r\nHost: gw.test\r\nBad Header: v\r\nConnection: close\r\n\r\n")
+	preParseProblem(t, resp, body, http.StatusBadRequest)
 	if _, ok := up.byID("big-headers"); ok {
 		t.Errorf("the upstream received a request with oversized headers")
+	}
+}
+
+// preParseProblem checks a refusal made while reading the request, before
+// any request id exists: problem JSON with the status, and no request id.
+func preParseProblem(t *testing.T, resp *http.Response, body []byte, status int) {
+	t.Helper()
+	var p struct {
+		Status int    `json:"status"`
+		Title  string `json:"title"`
+	}
+	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		json.Unmarshal(body, &p) != nil || p.Status != status || p.Title == "" {
+		t.Fatalf("got %d %q %s, want %d problem JSON", resp.StatusCode, resp.Header.Get("Content-Type"), body, status)
 	}
 }
 

@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // Connection states, as net/http's ConnState, for Shutdown.
@@ -304,16 +307,15 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 	return true
 }
 
-// writeError answers a request that cannot be served and leaves the
-// connection to be closed, as net/http does.
+// writeError answers a request that cannot be served with problem JSON,
+// like every answer the gateway makes itself, and leaves the connection to
+// be closed, as net/http does.
 func (c *conn) writeError(code int, why string) {
-	text := http.StatusText(code)
-	msg := text
-	if why != "" {
-		msg += ": " + why
-	}
+	body := problem.Body(code, "", why, "")
 	_ = c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+itoa3(code)+" "+text+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+itoa3(code)+" "+msg)
+	_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+itoa3(code)+" "+http.StatusText(code)+
+		"\r\nContent-Type: "+problem.ContentType+"\r\nContent-Length: "+strconv.Itoa(len(body))+
+		"\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"+string(body))
 }
 
 func isCommonNetReadError(err error) bool {
