@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
 	"github.com/portico-gateway/portico/internal/redisclient"
+	"github.com/portico-gateway/portico/internal/redistest"
 )
 
 // redisClientFor returns a Portico client (internal/redisclient) for srv,

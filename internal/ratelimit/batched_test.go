@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/portico-gateway/portico/internal/redistest"
 )
 
 // awayFromHourEdge waits, if needed, until the current hour (Redis time)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/portico-gateway/portico/internal/redistest"
 )
 
 // benchRule never denies in a benchmark's lifetime, so every call writes.

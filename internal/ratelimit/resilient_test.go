@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/portico-gateway/portico/internal/redistest"
 )
 
 // counted counts the calls that reach the real Redis limiter.

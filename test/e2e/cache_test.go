@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/portico-gateway/portico/internal/redistest"
 )
 
 // cacheConfig is a gateway config with one service and routes under

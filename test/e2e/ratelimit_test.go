@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/portico-gateway/portico/internal/redistest"
 )
 
 // exactRoutes is two routes limited to 300 requests per tenant: /gcra per

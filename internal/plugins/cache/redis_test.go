@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/portico-gateway/portico/internal/redistest"
 )
 
 // TestRedisSharedBetweenInstances: two gateways (separate shared state,

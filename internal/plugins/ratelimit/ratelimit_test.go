@@ -20,7 +20,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
 	engine "github.com/portico-gateway/portico/internal/ratelimit"
-	"github.com/portico-gateway/portico/internal/ratelimit/redistest"
+	"github.com/portico-gateway/portico/internal/redistest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
