@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -40,8 +41,13 @@ type trie struct {
 	children map[string]*trie
 	// end marks the end of a configured path.
 	end bool
-	// to is the new name of the segment (rename).
-	to string
+	// to is the new name of the segment (rename), toJSON the same as a
+	// JSON string.
+	to     string
+	toJSON []byte
+	// targets holds the new names of the renamed children, so that the
+	// streaming filter can drop a member a renamed sibling replaces.
+	targets map[string]bool
 }
 
 func (t *trie) insert(segs []string) *trie {
@@ -95,44 +101,25 @@ func compileRenames(m map[string]string, p config.Path, es *errs) *trie {
 			es.add(kp.Errorf("renames a member to itself"))
 			continue
 		}
-		t.insert(segs).to = to
+		end := t.insert(segs)
+		end.to, end.toJSON = to, quoteJSON(to)
+		n := t
+		for _, seg := range segs[:len(segs)-1] {
+			n = n.children[seg]
+		}
+		if n.targets == nil {
+			n.targets = make(map[string]bool)
+		}
+		n.targets[to] = true
 	}
 	return t
 }
 
-// allow keeps only the paths of t in v. It reports false when nothing of
-// v is kept: an object member holding a scalar where t expects an object
-// goes away.
-func allow(v any, t *trie) (any, bool) {
-	if t.end {
-		return v, true
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, child := range x {
-			ct := t.children[k]
-			if ct == nil {
-				delete(x, k)
-				continue
-			}
-			nv, keep := allow(child, ct)
-			if !keep {
-				delete(x, k)
-				continue
-			}
-			x[k] = nv
-		}
-		return x, true
-	case []any:
-		out := x[:0]
-		for _, e := range x {
-			if nv, keep := allow(e, t); keep {
-				out = append(out, nv)
-			}
-		}
-		return out, true
-	}
-	return nil, false
+// quoteJSON returns s as a JSON string, without HTML escaping.
+func quoteJSON(s string) []byte {
+	var b bytes.Buffer
+	_ = encodeJSON(&b, s) // a string always encodes
+	return b.Bytes()
 }
 
 // deny removes the paths of t from v.

@@ -30,6 +30,21 @@ func TestFilter(t *testing.T) {
 		{"invalid JSON", nil, []string{"a"}, nil, `{"a":1,}`, "", true},
 		{"two documents", nil, []string{"a"}, nil, `{} {}`, "", true},
 		{"HTML is not escaped", nil, []string{"a"}, nil, `{"b":"<a&b>"}`, `{"b":"<a&b>"}`, false},
+		{"members keep their order", nil, []string{"x"}, nil, `{"z":1,"x":2,"a":{"c":1,"b":2}}`, `{"z":1,"a":{"c":1,"b":2}}`, false},
+		{"white space goes, values stay as sent", nil, []string{"x"}, nil, "{ \"s\" : \"a\\u00e9 \\\" b\" ,\n \"n\": [ 1e21 , -0.0 , 12345678901234567890 ] }",
+			`{"s":"a\u00e9 \" b","n":[1e21,-0.0,12345678901234567890]}`, false},
+		{"escaped keys match", []string{"ab.c"}, nil, nil, `{"\u0061b":{"c":1,"d":2},"x":1}`, `{"\u0061b":{"c":1}}`, false},
+		{"renamed member replaces a sibling", nil, nil, map[string]string{"a": "b"}, `{"b":1,"a":2,"c":3}`, `{"b":2,"c":3}`, false},
+		{"denied rename source leaves the sibling", nil, []string{"a"}, map[string]string{"a": "b"}, `{"b":1,"a":2}`, `{"b":1}`, false},
+		{"new names are escaped", nil, nil, map[string]string{"a": `q"<`}, `{"a":1}`, `{"q\"<":1}`, false},
+		{"allow of a scalar array element", []string{"a"}, nil, nil, `[1,{"a":1},[2,{"a":2,"b":3}],null]`, `[{"a":1},[{"a":2}]]`, false},
+		{"nesting at the limit", nil, []string{"a"}, nil, strings.Repeat("[", 512) + strings.Repeat("]", 512), strings.Repeat("[", 512) + strings.Repeat("]", 512), false},
+		{"nesting past the limit", nil, []string{"a"}, nil, strings.Repeat("[", 513) + strings.Repeat("]", 513), "", true},
+		{"trailing comma in an array", nil, []string{"a"}, nil, `[1,]`, "", true},
+		{"leading zero", nil, []string{"a"}, nil, `{"b":01}`, "", true},
+		{"bad escape", nil, []string{"a"}, nil, `{"b":"\x"}`, "", true},
+		{"control character in a string", nil, []string{"a"}, nil, "{\"b\":\"\x01\"}", "", true},
+		{"empty document", nil, []string{"a"}, nil, "  ", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,9 +81,16 @@ func FuzzFilter(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, rt := range tries {
-			var out bytes.Buffer
-			if rt.filter(in, &out) && !json.Valid(out.Bytes()) {
+			var out, ref bytes.Buffer
+			ok := rt.filter(in, &out)
+			if ok && !json.Valid(out.Bytes()) {
 				t.Errorf("filter of %q wrote invalid JSON %q", in, out.Bytes())
+			}
+			if nesting(in) > maxDepth {
+				continue
+			}
+			if refOK := treeFilter(in, rt.allow, rt.deny, rt.rename, &ref); ok != refOK {
+				t.Errorf("filter of %q: got ok=%t, want %t as the tree filter", in, ok, refOK)
 			}
 		}
 	})
@@ -102,4 +124,24 @@ func FuzzQueryOps(f *testing.F) {
 			t.Errorf("%q → %q: remove, rename or add not applied", raw, out)
 		}
 	})
+}
+
+// nesting returns the deepest nesting of objects and arrays in src.
+func nesting(src []byte) int {
+	depth, most, inStr := 0, 0, false
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; {
+		case inStr && c == '\\':
+			i++
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '{' || c == '[':
+			depth++
+			most = max(most, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return most
 }

@@ -253,24 +253,10 @@ func (rw *respWriter) finish() {
 }
 
 // filter applies allow or deny, then rename, to the JSON document src and
-// encodes the result into out. It reports false, leaving the body as it
-// is, when src is not valid JSON or an allow-list keeps nothing of a
-// scalar document.
+// writes the result into out in one pass (see stream.go): members keep
+// their order and values their exact text. It reports false, leaving the
+// body as it is, when src is not valid JSON (or nests deeper than
+// maxDepth) or an allow-list keeps nothing of a scalar document.
 func (t *responseTransform) filter(src []byte, out *bytes.Buffer) bool {
-	v, ok := decodeJSON(src)
-	if !ok {
-		return false
-	}
-	if t.allow != nil {
-		if v, ok = allow(v, t.allow); !ok {
-			return false
-		}
-	}
-	if t.deny != nil {
-		deny(v, t.deny)
-	}
-	if t.rename != nil {
-		renameAll(v, t.rename)
-	}
-	return encodeJSON(out, v) == nil
+	return filterStream(src, t.allow, t.deny, t.rename, out)
 }

@@ -144,11 +144,11 @@ func TestResponseBodyFilter(t *testing.T) {
 		want    string
 	}{
 		{"allow through arrays and nested objects", `{body: {allow: [id, items.name, items.price, user.address.city, tags]}}`, false,
-			`{"id":7,"items":[{"name":"pen","price":1.25},{"name":"ink","price":11.25}],"tags":["a","b"],"user":{"address":{"city":"Utrecht"}}}`},
+			`{"id":7,"user":{"address":{"city":"Utrecht"}},"items":[{"name":"pen","price":1.25},{"name":"ink","price":11.25}],"tags":["a","b"]}`},
 		{"deny through arrays and nested objects", `{body: {deny: [user.password_hash, items.internal, audit, nope.x]}}`, true,
-			`{"id":7,"items":[{"name":"pen","price":1.25,"sku":"P-1"},{"name":"ink","price":11.25,"sku":"I-9"}],"status":"paid","tags":["a","b"],"total":12.50,"user":{"address":{"city":"Utrecht","street":"Main 1"},"email":"ann@example.com","name":"Ann"}}`},
+			`{"id":7,"status":"paid","total":12.50,"user":{"name":"Ann","email":"ann@example.com","address":{"city":"Utrecht","street":"Main 1"}},"items":[{"name":"pen","sku":"P-1","price":1.25},{"name":"ink","sku":"I-9","price":11.25}],"tags":["a","b"]}`},
 		{"rename after allow", `{body: {allow: [id, user.name, items.sku], rename: {id: order_id, items.sku: code, user.name: full_name, user: customer}}}`, false,
-			`{"customer":{"full_name":"Ann"},"items":[{"code":"P-1"},{"code":"I-9"}],"order_id":7}`},
+			`{"order_id":7,"customer":{"full_name":"Ann"},"items":[{"code":"P-1"},{"code":"I-9"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
