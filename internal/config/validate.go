@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // Validate checks c for errors that decoding cannot see: address syntax,
@@ -328,9 +330,9 @@ func (v *validator) match(p Path, m *Match) {
 		switch {
 		case s == "":
 			v.errf(mp, "method must not be empty")
-		case s != strings.ToUpper(s) && isToken(strings.ToUpper(s)):
+		case s != strings.ToUpper(s) && httpsyntax.IsToken(strings.ToUpper(s)):
 			v.errf(mp, "methods are case-sensitive; write %q", strings.ToUpper(s))
-		case !isToken(s):
+		case !httpsyntax.IsToken(s):
 			v.errf(mp, "must be an HTTP method like GET or POST")
 		case seen[s]:
 			v.errf(mp, "method %s is listed twice", s)
@@ -348,7 +350,7 @@ func (v *validator) match(p Path, m *Match) {
 	for _, k := range sortedKeys(m.Headers) {
 		hp := p.Key("headers").Key(k)
 		switch {
-		case !isToken(k):
+		case !httpsyntax.IsToken(k):
 			v.errf(hp, "invalid header name %q", k)
 		case strings.EqualFold(k, "Host"):
 			v.errf(hp, "match the Host header with match.hosts, not match.headers")
@@ -443,20 +445,6 @@ func isPathChar(c byte) bool {
 }
 
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
-
-// isToken reports whether s is an RFC 9110 token (method, header name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlpha(c) && !isDigit(c) && strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
-			return false
-		}
-	}
-	return true
-}
 
 // host checks a match host: a lower-case DNS name or "*.domain".
 func (v *validator) host(p Path, h string) bool {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // resilience checks the load balancing, health check, breaker, retry and
@@ -61,7 +63,7 @@ func (v *validator) loadBalancer(p Path, lb *LoadBalancer) {
 			v.errf(p.Key("hash_key"), "is required with hash_on %s: name the %s to hash", lb.HashOn, lb.HashOn)
 		} else if lb.HashOn == "header" && !IsHeaderName(lb.HashKey) {
 			v.errf(p.Key("hash_key"), "%q is not a valid header name", lb.HashKey)
-		} else if lb.HashOn == "cookie" && !isToken(lb.HashKey) {
+		} else if lb.HashOn == "cookie" && !httpsyntax.IsToken(lb.HashKey) {
 			v.errf(p.Key("hash_key"), "%q is not a valid cookie name", lb.HashKey)
 		}
 	default:
@@ -193,7 +195,7 @@ func (v *validator) fallback(p Path, f *Fallback) {
 		switch {
 		case !IsHeaderName(k):
 			v.errf(p.Key("headers").Key(k), "%q is not a valid header name", k)
-		case !validValue(f.Headers[k]):
+		case !httpsyntax.IsFieldValue(f.Headers[k]):
 			v.errf(p.Key("headers").Key(k), "value must not contain control characters")
 		case slices.Contains([]string{"Content-Length", "Transfer-Encoding", "Connection"}, textproto.CanonicalMIMEHeaderKey(k)):
 			v.errf(p.Key("headers").Key(k), "is set by the gateway")
@@ -220,13 +222,4 @@ func (v *validator) countOrOff(p Path, n int) {
 	if n == 0 || n < -1 || n > 1000 {
 		v.errf(p, "must be between 1 and 1000, or -1 to disable")
 	}
-}
-
-func validValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // maxHeadBytes bounds an upstream response head (status line and header
@@ -150,7 +152,7 @@ func (hd *head) readFields(br *bufio.Reader) error {
 				return errMalformed
 			}
 			v := bytes.TrimLeft(bytes.TrimRight(line, " \t"), " \t")
-			if !validValueBytes(v) {
+			if !httpsyntax.IsFieldValue(v) {
 				return errMalformed
 			}
 			// The previous value is the tail of scratch.
@@ -168,7 +170,7 @@ func (hd *head) readFields(br *bufio.Reader) error {
 			return errMalformed
 		}
 		v := bytes.TrimLeft(bytes.TrimRight(line[colon+1:], " \t"), " \t")
-		if !validValueBytes(v) {
+		if !httpsyntax.IsFieldValue(v) {
 			return errMalformed
 		}
 		f := field{key: commonHeader[string(k)]}
@@ -193,7 +195,7 @@ func (hd *head) readFields(br *bufio.Reader) error {
 func canonicalize(k []byte) bool {
 	upper := true
 	for i, c := range k {
-		if !tokenChar[c] {
+		if !httpsyntax.IsTokenByte(c) {
 			return false
 		}
 		if upper && 'a' <= c && c <= 'z' {
@@ -202,15 +204,6 @@ func canonicalize(k []byte) bool {
 			k[i] = c + ('a' - 'A')
 		}
 		upper = c == '-'
-	}
-	return true
-}
-
-func validValueBytes(v []byte) bool {
-	for _, c := range v {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
 	}
 	return true
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 func TestReadResponseHead(t *testing.T) {
@@ -129,7 +131,7 @@ func FuzzReadResponseHead(f *testing.F) {
 				t.Fatalf("accepted key %q", k)
 			}
 			for _, v := range vv {
-				if !validValue(v) || strings.TrimSpace(v) != v && strings.Trim(v, " \t") != v {
+				if !httpsyntax.IsFieldValue(v) || strings.TrimSpace(v) != v && strings.Trim(v, " \t") != v {
 					t.Fatalf("accepted value %q", v)
 				}
 			}

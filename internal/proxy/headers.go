@@ -7,28 +7,14 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // Header hygiene toward the upstream follows httputil.ReverseProxy with
 // Rewrite: hop-by-hop headers and every header the client's Connection
 // header names are dropped, the client's forwarding headers are replaced
 // unless the peer is a trusted proxy, and "TE: trailers" survives.
-
-// tokenChar reports which bytes may appear in a header name (RFC 9110
-// token).
-var tokenChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // checkKey reports whether k is a valid header name and whether it is
 // already in canonical form ("Content-Type").
@@ -40,7 +26,7 @@ func checkKey(k string) (valid, canonical bool) {
 	upper := true
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if !tokenChar[c] {
+		if !httpsyntax.IsTokenByte(c) {
 			return false, false
 		}
 		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
@@ -49,18 +35,6 @@ func checkKey(k string) (valid, canonical bool) {
 		upper = c == '-'
 	}
 	return true, canonical
-}
-
-// validValue reports whether v may be written as a header value: no
-// control characters other than horizontal tab, so no CR or LF that would
-// let a value inject headers.
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // validTarget reports whether s may appear in a request line: printable
@@ -200,7 +174,7 @@ func (hw *headWriter) write(r *http.Request) {
 			continue
 		}
 		for _, v := range vv {
-			if !validValue(v) {
+			if !httpsyntax.IsFieldValue(v) {
 				hw.dropped++
 				continue
 			}
@@ -216,7 +190,7 @@ func (hw *headWriter) write(r *http.Request) {
 	_, _ = bw.WriteString("X-Forwarded-For: ")
 	if trusted {
 		for _, v := range r.Header["X-Forwarded-For"] {
-			if v = textproto.TrimString(v); v != "" && validValue(v) {
+			if v = textproto.TrimString(v); v != "" && httpsyntax.IsFieldValue(v) {
 				_, _ = bw.WriteString(v)
 				_, _ = bw.WriteString(", ")
 			}
@@ -231,7 +205,7 @@ func (hw *headWriter) write(r *http.Request) {
 			_, _ = bw.WriteString("X-Forwarded-Proto: http\r\n")
 		}
 	}
-	if (!trusted || len(r.Header["X-Forwarded-Host"]) == 0) && r.Host != "" && validValue(r.Host) {
+	if (!trusted || len(r.Header["X-Forwarded-Host"]) == 0) && r.Host != "" && httpsyntax.IsFieldValue(r.Host) {
 		hw.field("X-Forwarded-Host", r.Host)
 	}
 	_, _ = bw.WriteString("X-Real-IP: ")

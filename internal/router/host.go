@@ -103,21 +103,3 @@ func (t *Table[T]) hostTables(host string) (exact, wild *hostTable[T]) {
 	}
 	return exact, wild
 }
-
-// isToken reports whether s is a non-empty RFC 9110 token, the syntax of
-// methods and header names.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

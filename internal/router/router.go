@@ -110,6 +110,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // Rule is one route's match conditions and the value returned on a match.
@@ -345,7 +347,7 @@ func compileRule[T any](i int, r *Rule[T]) (*rule[T], error) {
 	}
 	get := false
 	for _, m := range r.Methods {
-		if !isToken(m) || strings.ToUpper(m) != m {
+		if !httpsyntax.IsToken(m) || strings.ToUpper(m) != m {
 			errs = append(errs, &CompileError{Rule: i, Field: "method", Value: m, Err: errMethod})
 			continue
 		}
@@ -359,7 +361,7 @@ func compileRule[T any](i int, r *Rule[T]) (*rule[T], error) {
 	}
 	for name, v := range r.Headers {
 		switch {
-		case !isToken(name):
+		case !httpsyntax.IsToken(name):
 			errs = append(errs, &CompileError{Rule: i, Field: "header", Value: name, Err: errHeaderName})
 		case strings.EqualFold(name, "Host"):
 			errs = append(errs, &CompileError{Rule: i, Field: "header", Value: name, Err: errHeaderHost})

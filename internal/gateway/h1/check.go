@@ -3,6 +3,8 @@ package h1
 import (
 	"net/http"
 	"strings"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // checkRequest applies the checks net/http's server adds after parsing:
@@ -22,32 +24,17 @@ func checkRequest(req *http.Request) (int, string) {
 		return http.StatusBadRequest, "malformed Host header"
 	}
 	for k, vv := range req.Header {
-		if !validFieldName(k) {
+		if !httpsyntax.IsToken(k) {
 			return http.StatusBadRequest, "invalid header name"
 		}
 		for _, v := range vv {
-			if !validFieldValue(v) {
+			if !httpsyntax.IsFieldValue(v) {
 				return http.StatusBadRequest, "invalid header value"
 			}
 		}
 	}
 	return 0, ""
 }
-
-// tokenByte marks the bytes of an RFC 9110 token (tchar).
-var tokenByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // hostByte marks the bytes accepted in a Host header: those of a
 // uri-host and port, leniently (as net/http accepts).
@@ -64,29 +51,6 @@ var hostByte = func() (t [256]bool) {
 	}
 	return t
 }()
-
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenByte[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// validFieldValue rejects control bytes other than horizontal tab, and
-// DEL; obs-text (0x80 and above) is allowed.
-func validFieldValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 func validHost(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // bufferBeforeCommit is how much body the response holds before it must
@@ -407,15 +409,18 @@ func bodyAllowed(code int) bool {
 	return (code < 100 || code > 199) && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
+// lineBreaks turns line breaks in header values into spaces.
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
+
 // writeField writes one header field per value, with line breaks in
 // values turned into spaces; fields with invalid names are dropped.
 func writeField(bw *bufio.Writer, k string, vv []string) {
-	if !validFieldName(k) {
+	if !httpsyntax.IsToken(k) {
 		return
 	}
 	for _, v := range vv {
 		if strings.ContainsAny(v, "\r\n") {
-			v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+			v = lineBreaks.Replace(v)
 		}
 		if v != "" && (v[0] == ' ' || v[0] == '\t' || v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
 			v = textproto.TrimString(v)

@@ -22,10 +22,10 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
-	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/problem"
 )
@@ -100,7 +100,7 @@ func (s *Spec) Validate(p config.Path) error {
 	seen := make(map[string]string)
 	for i, h := range s.Headers.list() {
 		hp := p.Key("headers").Key(headerKeys[i])
-		if !validToken(h) {
+		if !httpsyntax.IsToken(h) {
 			errs = append(errs, hp.Errorf("must be a header name like X-Consumer-ID"))
 			continue
 		}
@@ -112,20 +112,6 @@ func (s *Spec) Validate(p config.Path) error {
 		seen[c] = headerKeys[i]
 	}
 	return errors.Join(errs...)
-}
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // Registration declares the auth plugin.

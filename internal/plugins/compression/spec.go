@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 	"github.com/portico-gateway/portico/internal/plugin"
 )
 
@@ -170,37 +171,20 @@ func unknownEncoding(name string) string {
 func checkMediaRange(ct string) string {
 	const form = `must be "type/subtype", "type/*" or "*/*+suffix", without parameters`
 	typ, sub, ok := strings.Cut(ct, "/")
-	if !ok || !isToken(typ) && typ != "*" || sub == "" {
+	if !ok || !httpsyntax.IsToken(typ) && typ != "*" || sub == "" {
 		return form
 	}
 	if typ == "*" {
 		if sub == "*" {
 			return `*/* would compress images, video and archives: list the types to compress`
 		}
-		if !strings.HasPrefix(sub, "*+") || !isToken(sub[2:]) {
+		if !strings.HasPrefix(sub, "*+") || !httpsyntax.IsToken(sub[2:]) {
 			return form
 		}
 		return ""
 	}
-	if sub != "*" && !isToken(sub) {
+	if sub != "*" && !httpsyntax.IsToken(sub) {
 		return form
 	}
 	return ""
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 	"github.com/portico-gateway/portico/internal/plugin"
 )
 
@@ -50,24 +51,13 @@ func (s *Spec) Validate(p config.Path) error {
 	if s.Header == "" && s.Query == "" {
 		errs = append(errs, p.Key("header").Errorf("header or query must be set"))
 	}
-	if s.Header != "" && !validToken(s.Header) {
+	if s.Header != "" && !httpsyntax.IsToken(s.Header) {
 		errs = append(errs, p.Key("header").Errorf("must be a header name like X-API-Key"))
 	}
 	if strings.ContainsAny(s.Query, "&=#?+% ") || strings.ContainsFunc(s.Query, func(r rune) bool { return r < 0x21 || r >= 0x7f }) {
 		errs = append(errs, p.Key("query").Errorf("must be a plain query parameter name like apikey"))
 	}
 	return errors.Join(errs...)
-}
-
-func validToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // Registration declares the key_auth plugin.

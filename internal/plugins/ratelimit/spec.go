@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 	"github.com/portico-gateway/portico/internal/plugin"
 	"go.yaml.in/yaml/v3"
 )
@@ -145,7 +146,7 @@ func parseKey(s string) (keyPart, bool) {
 	}
 	switch kind {
 	case "header":
-		if !validToken(name) {
+		if !httpsyntax.IsToken(name) {
 			return keyPart{}, false
 		}
 		return keyPart{kind: keyHeader, name: textproto.CanonicalMIMEHeaderKey(name)}, true
@@ -156,17 +157,6 @@ func parseKey(s string) (keyPart, bool) {
 		return keyPart{kind: keyClaim, name: name}, true
 	}
 	return keyPart{}, false
-}
-
-// validToken reports whether s is an HTTP header name (RFC 9110 token).
-func validToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // Validate checks the limits, the key, the namespace and the bounds.
