@@ -137,18 +137,9 @@ func member(allow, deny *trie, key []byte, c byte) (ca, cd *trie, keep bool) {
 }
 
 func (f *streamFilter) object(allow, deny, rename *trie) bool {
-	if f.depth++; f.depth > maxDepth {
-		return false
-	}
 	start := f.pos
-	f.pos++
-	f.dst = append(f.dst, '{')
-	f.skipWS()
-	if f.pos < len(f.src) && f.src[f.pos] == '}' {
-		f.pos++
-		f.depth--
-		f.dst = append(f.dst, '}')
-		return true
+	if empty, ok := f.open('{', '}'); empty || !ok {
+		return ok
 	}
 	first := true
 	for {
@@ -199,21 +190,8 @@ func (f *streamFilter) object(allow, deny, rename *trie) bool {
 				return false
 			}
 		}
-		f.skipWS()
-		if f.pos >= len(f.src) {
-			return false
-		}
-		switch f.src[f.pos] {
-		case ',':
-			f.pos++
-			f.skipWS()
-		case '}':
-			f.pos++
-			f.depth--
-			f.dst = append(f.dst, '}')
-			return true
-		default:
-			return false
+		if done, ok := f.next('}'); done || !ok {
+			return ok
 		}
 	}
 }
@@ -257,17 +235,8 @@ func (f *streamFilter) renamedInto(start int, allow, deny, rename *trie, key []b
 }
 
 func (f *streamFilter) array(allow, deny, rename *trie) bool {
-	if f.depth++; f.depth > maxDepth {
-		return false
-	}
-	f.pos++
-	f.dst = append(f.dst, '[')
-	f.skipWS()
-	if f.pos < len(f.src) && f.src[f.pos] == ']' {
-		f.pos++
-		f.depth--
-		f.dst = append(f.dst, ']')
-		return true
+	if empty, ok := f.open('[', ']'); empty || !ok {
+		return ok
 	}
 	first := true
 	for {
@@ -287,21 +256,8 @@ func (f *streamFilter) array(allow, deny, rename *trie) bool {
 				return false
 			}
 		}
-		f.skipWS()
-		if f.pos >= len(f.src) {
-			return false
-		}
-		switch f.src[f.pos] {
-		case ',':
-			f.pos++
-			f.skipWS()
-		case ']':
-			f.pos++
-			f.depth--
-			f.dst = append(f.dst, ']')
-			return true
-		default:
-			return false
+		if done, ok := f.next(']'); done || !ok {
+			return ok
 		}
 	}
 }
@@ -309,6 +265,45 @@ func (f *streamFilter) array(allow, deny, rename *trie) bool {
 // key scans the object key at pos and returns it decoded. Keys with
 // escapes or bytes outside ASCII are decoded as encoding/json does
 // (invalid UTF-8 becomes U+FFFD), so paths match the same members.
+// open enters an object or array at f.pos (its opening byte), copying the
+// opening to the output; empty reports "{}" or "[]", already closed.
+func (f *streamFilter) open(opening, closing byte) (empty, ok bool) {
+	if f.depth++; f.depth > maxDepth {
+		return false, false
+	}
+	f.pos++
+	f.dst = append(f.dst, opening)
+	f.skipWS()
+	if f.pos < len(f.src) && f.src[f.pos] == closing {
+		f.pos++
+		f.depth--
+		f.dst = append(f.dst, closing)
+		return true, true
+	}
+	return false, true
+}
+
+// next steps over what follows a member or element: a comma (more to
+// come) or the closing byte, which it copies (done).
+func (f *streamFilter) next(closing byte) (done, ok bool) {
+	f.skipWS()
+	if f.pos >= len(f.src) {
+		return false, false
+	}
+	switch f.src[f.pos] {
+	case ',':
+		f.pos++
+		f.skipWS()
+		return false, true
+	case closing:
+		f.pos++
+		f.depth--
+		f.dst = append(f.dst, closing)
+		return true, true
+	}
+	return false, false
+}
+
 func (f *streamFilter) key() ([]byte, bool) {
 	start := f.pos
 	plain, ok := f.str()
