@@ -19,9 +19,13 @@ const (
 	defaultKeyPrefix    = "portico:"
 )
 
-// RedisOptions configures a Redis limiter. Exactly one of URL and Addrs is
-// required.
+// RedisOptions configures a Redis limiter. Exactly one of Client, URL and
+// Addrs is required.
 type RedisOptions struct {
+	// Client is an existing client to use (the store's shared one); the
+	// limiter does not close it. Without it, NewRedis makes its own from
+	// URL or Addrs and closes it on Close.
+	Client redis.UniversalClient
 	// URL is redis://[user:password@]host:port[/db] or rediss:// for one node.
 	URL string
 	// Addrs are Redis Cluster seed nodes ("host:port").
@@ -56,6 +60,7 @@ type RedisOptions struct {
 // key's slot and sends the parts in parallel.
 type Redis struct {
 	client  redis.UniversalClient
+	owned   bool // the client is the limiter's own: Close closes it
 	prefix  string
 	timeout time.Duration
 	pipe    *pipeliner // nil with NoPipeline
@@ -66,16 +71,20 @@ type Redis struct {
 // repeated: a decision has a budget of Timeout, and Resilient decides what
 // a failure means.
 func NewRedis(opts RedisOptions) (*Redis, error) {
-	client, err := redisclient.New(&config.Redis{
-		URL:      config.Secret(opts.URL),
-		Addrs:    opts.Addrs,
-		Password: config.Secret(opts.Password),
-		PoolSize: opts.PoolSize,
-	})
-	if err != nil {
-		return nil, err
+	client, owned := opts.Client, false
+	if client == nil {
+		c, err := redisclient.New(&config.Redis{
+			URL:      config.Secret(opts.URL),
+			Addrs:    opts.Addrs,
+			Password: config.Secret(opts.Password),
+			PoolSize: opts.PoolSize,
+		})
+		if err != nil {
+			return nil, err
+		}
+		client, owned = c, true
 	}
-	r := &Redis{client: client, prefix: opts.KeyPrefix, timeout: opts.Timeout}
+	r := &Redis{client: client, owned: owned, prefix: opts.KeyPrefix, timeout: opts.Timeout}
 	if r.prefix == "" {
 		r.prefix = defaultKeyPrefix
 	}
@@ -97,14 +106,19 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 }
 
 // Close fails the decisions still queued and closes the connections to
-// Redis; it returns once no pipeline is in flight.
+// Redis (unless the client was given in RedisOptions.Client); it returns
+// once no pipeline is in flight.
 func (rl *Redis) Close() error {
-	if rl.pipe == nil {
-		return rl.client.Close()
+	var err error
+	if rl.pipe != nil {
+		rl.pipe.shut()
 	}
-	rl.pipe.shut()
-	err := rl.client.Close()
-	rl.pipe.wg.Wait()
+	if rl.owned {
+		err = rl.client.Close()
+	}
+	if rl.pipe != nil {
+		rl.pipe.wg.Wait()
+	}
 	return err
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/plugin"
 )
 
 // New returns a client for cfg: a *redis.Client for URL, a
@@ -71,4 +72,31 @@ func Key(cfg *config.Redis) string {
 	id := sha256.Sum256([]byte(cfg.URL.Value() + "\x00" + strings.Join(cfg.Addrs, ",") + "\x00" +
 		cfg.Password.Value() + "\x00" + strconv.Itoa(cfg.PoolSize)))
 	return "redis:" + hex.EncodeToString(id[:8])
+}
+
+// conn is a client kept in plugin.Shared, or the error that kept it from
+// being made. Shared closes it once no config names its store.
+type conn struct {
+	c   redis.UniversalClient
+	err error
+}
+
+// Close closes the client.
+func (c *conn) Close() error {
+	if c.c == nil {
+		return nil
+	}
+	return c.c.Close()
+}
+
+// Shared returns the one client for cfg kept in shared, making it the
+// first time: every feature that keeps state in the same store (rate
+// limiting, the cache) uses one connection pool, which lives as long as a
+// config names the store. Callers must not close it.
+func Shared(shared *plugin.Shared, cfg *config.Redis) (redis.UniversalClient, error) {
+	c := shared.Get(Key(cfg), func() any {
+		cl, err := New(cfg)
+		return &conn{c: cl, err: err}
+	}).(*conn)
+	return c.c, c.err
 }

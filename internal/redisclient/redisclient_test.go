@@ -2,6 +2,7 @@ package redisclient
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/redistest"
 )
 
@@ -166,5 +168,33 @@ func TestDeadServerFailsFast(t *testing.T) {
 	err := c.Get(ctx, "k").Err()
 	if took := time.Since(start); err == nil || took > time.Second {
 		t.Fatalf("got %v after %s from a stopped server, want an error well under 1s", err, took)
+	}
+}
+
+// TestSharedClient: every feature asking for one store gets one client,
+// and it is closed once a config no longer names the store.
+func TestSharedClient(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := &config.Redis{URL: config.Secret(srv.URL())}
+	shared := plugin.NewShared()
+	shared.Begin()
+	a, err := Shared(shared, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Shared(shared, &config.Redis{URL: config.Secret(srv.URL())})
+	if a != b {
+		t.Fatal("two users of one store got two clients")
+	}
+	if err := a.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("ping: %s", err)
+	}
+	shared.Begin() // a config without the store
+	shared.Retire()
+	if err := a.Ping(context.Background()).Err(); !errors.Is(err, redis.ErrClosed) {
+		t.Fatalf("after the store left the config: ping = %v, want redis.ErrClosed", err)
+	}
+	if _, err := Shared(shared, &config.Redis{}); err == nil {
+		t.Fatal("a store with neither url nor addrs gave a client")
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/plugin"
 	engine "github.com/portico-gateway/portico/internal/ratelimit"
+	"github.com/portico-gateway/portico/internal/redisclient"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -57,11 +58,13 @@ func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine
 		rc.Password.Value() + "\x00" + rc.KeyPrefix + "\x00" + rc.OnError + "\x00" +
 		strconv.Itoa(rc.Instances) + "\x00" + rc.Timeout.D().String() + "\x00" + strconv.Itoa(rc.PoolSize)))
 	key := "ratelimit:redis:" + hex.EncodeToString(id[:8])
+	client, err := redisclient.Shared(shared, rc)
+	if err != nil {
+		return nil, fmt.Errorf("rate limit store: %w", err)
+	}
 	conn := shared.Get(key+":conn", func() any {
 		r, err := engine.NewRedis(engine.RedisOptions{
-			URL:       rc.URL.Value(),
-			Addrs:     rc.Addrs,
-			Password:  rc.Password.Value(),
+			Client:    client,
 			Timeout:   rc.Timeout.D(),
 			KeyPrefix: rc.KeyPrefix,
 			PoolSize:  rc.PoolSize,
@@ -93,15 +96,16 @@ func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine
 	return b.lim, nil
 }
 
-// redisConn is the Redis connection pool shared by the exact and batched
-// limiters of one store, or the error that kept it from being made.
+// redisConn is the Redis limiter shared by the exact and batched limiters
+// of one store (on the store's shared client), or the error that kept it
+// from being made.
 type redisConn struct {
 	r   *engine.Redis
 	err error
 }
 
-// Close closes the Redis client once no config names its store any more
-// (plugin.Shared retires it after a reload).
+// Close stops the limiter once no config names its store any more
+// (plugin.Shared retires it after a reload; the client is retired with it).
 func (c *redisConn) Close() error {
 	if c.r == nil {
 		return nil
