@@ -2,12 +2,9 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,10 +51,10 @@ func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine
 		return lim, nil
 	}
 	rc := store.Redis
-	id := sha256.Sum256([]byte(rc.URL.Value() + "\x00" + strings.Join(rc.Addrs, ",") + "\x00" +
-		rc.Password.Value() + "\x00" + rc.KeyPrefix + "\x00" + rc.OnError + "\x00" +
-		strconv.Itoa(rc.Instances) + "\x00" + rc.Timeout.D().String() + "\x00" + strconv.Itoa(rc.PoolSize)))
-	key := "ratelimit:redis:" + hex.EncodeToString(id[:8])
+	// One limiter per connection (a hash, never a secret) and per setting
+	// that shapes its decisions.
+	key := "ratelimit:" + redisclient.Key(rc) + ":" + rc.KeyPrefix + ":" + rc.OnError + ":" +
+		strconv.Itoa(rc.Instances) + ":" + rc.Timeout.D().String()
 	client, err := redisclient.Shared(shared, rc)
 	if err != nil {
 		return nil, fmt.Errorf("rate limit store: %w", err)
