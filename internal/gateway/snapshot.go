@@ -135,6 +135,7 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := m.Value
 	rm = rt.metrics
 	st.ex.Route, st.ex.Service = rt.name, rt.service
+	st.ex.Path = norm
 	st.ex.UpstreamPath = upstreamPath(rt, m, norm)
 	if len(m.Captures) > 0 {
 		st.ex.Params = make([]plugin.Param, len(m.Captures))

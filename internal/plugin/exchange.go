@@ -28,6 +28,9 @@ type Exchange struct {
 	Service string
 	// Params are the named captures of a regex path match.
 	Params []Param
+	// Path is the normalized escaped request path the route matched
+	// (before strip_prefix or path_rewrite); "" outside a route.
+	Path string
 	// UpstreamPath is the escaped path (without query) the upstream receives:
 	// the normalized request path after strip_prefix or path_rewrite.
 	UpstreamPath string

@@ -181,10 +181,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.bypass(w, r)
 		return
 	}
-	path, err := router.NormalizePath(r.URL.EscapedPath())
-	if err != nil {
-		h.bypass(w, r)
-		return
+	// The edge normalized the path to route the request; without an edge
+	// (tests, embedding) normalize it here.
+	path := ex.Path
+	if path == "" {
+		var err error
+		if path, err = router.NormalizePath(r.URL.EscapedPath()); err != nil {
+			h.bypass(w, r)
+			return
+		}
 	}
 	lk := &lookup{r: r, path: path, query: h.keyer.Query(r.URL.RawQuery), noStore: r.Method == http.MethodHead}
 	lk.authenticated = len(r.Header["Authorization"]) > 0 || ex.Consumer != nil && !ex.Consumer.Anonymous

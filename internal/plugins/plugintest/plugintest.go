@@ -25,6 +25,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugin"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/router"
 	"github.com/portico-gateway/portico/internal/upstream"
 	"go.yaml.in/yaml/v3"
 )
@@ -186,6 +187,9 @@ func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, 
 		}
 		ex := &plugin.Exchange{Start: time.Now(), Route: opts.Route, Service: opts.Service,
 			RequestID: RequestID, UpstreamPath: r.URL.EscapedPath()}
+		if norm, err := router.NormalizePath(r.URL.EscapedPath()); err == nil {
+			ex.Path = norm
+		}
 		ex.ClientIP, ex.PeerTrusted = ClientIP(r, opts.TrustedProxies)
 		ex.Params = params(opts.Params, r.URL.Path)
 		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
