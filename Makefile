@@ -31,7 +31,7 @@ lint:
 bench: bench-go bench-proxy
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/router ./internal/proxy ./internal/gateway ./internal/plugins/... ./internal/observe ./internal/ratelimit ./internal/consumer ./internal/upstream | tee bench-go.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/router ./internal/proxy ./internal/gateway ./internal/plugins/... ./internal/telemetry ./internal/limiter ./internal/consumer ./internal/upstream | tee bench-go.txt
 
 bench-proxy: build
 	BENCH_REPEATS=$(BENCH_REPEATS) scripts/bench.sh

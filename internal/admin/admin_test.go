@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/observe"
 	"github.com/portico-gateway/portico/internal/problem"
+	"github.com/portico-gateway/portico/internal/telemetry"
 )
 
 type response struct {
@@ -64,7 +64,7 @@ type route struct {
 
 func TestAdminEndpoints(t *testing.T) {
 	t.Parallel()
-	m := observe.NewMetrics()
+	m := telemetry.NewMetrics()
 	m.Reload(true)
 	srv := httptest.NewServer(New(Options{
 		Metrics: m.Handler(),

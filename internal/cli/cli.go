@@ -18,8 +18,8 @@ import (
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/demo"
 	"github.com/portico-gateway/portico/internal/gateway"
-	"github.com/portico-gateway/portico/internal/observe"
 	"github.com/portico-gateway/portico/internal/plugins"
+	"github.com/portico-gateway/portico/internal/telemetry"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
@@ -155,7 +155,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	path := *file
 	return serve(cfg, gateway.Options{
 		Logger:    logger,
-		Sinks:     observe.NewSinks(stdout, stderr),
+		Sinks:     telemetry.NewSinks(stdout, stderr),
 		Load:      func() (*config.Config, error) { return config.Load(path) },
 		WatchFile: path,
 		Version:   version(),
@@ -271,7 +271,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	return serve(cfg, gateway.Options{
 		Logger:  logger,
-		Sinks:   observe.NewSinks(stdout, stderr),
+		Sinks:   telemetry.NewSinks(stdout, stderr),
 		Version: version(),
 	}, stderr, func(srv *gateway.Server) {
 		fmt.Fprint(stdout, demo.Tour(httpURL(srv.Addr()), httpURL(srv.AdminAddr()), controlURL))

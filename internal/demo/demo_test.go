@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 )
 
@@ -197,7 +197,7 @@ func TestConfigMatchesServices(t *testing.T) {
 	if want := []string{"request_id", "access_log", "body_limit", "cors", "compression"}; !slices.Equal(names, want) {
 		t.Errorf("plugins: got %v, want %v", names, want)
 	}
-	if _, err := plugins.NewRegistry().Decode(cfg, cfg.Plugins, plugin.ScopeGlobal); err != nil {
+	if _, err := plugins.NewRegistry().Decode(cfg, cfg.Plugins, pipeline.ScopeGlobal); err != nil {
 		t.Errorf("demo.yaml plugin settings do not decode:\n%s", err)
 	}
 
@@ -221,7 +221,7 @@ func TestConfigMatchesServices(t *testing.T) {
 			t.Errorf("route %s names unknown service %q", r.Name, r.Service)
 		}
 		routes[r.Name] = r
-		if _, err := plugins.NewRegistry().Decode(cfg, r.Plugins, plugin.ScopeRoute); err != nil {
+		if _, err := plugins.NewRegistry().Decode(cfg, r.Plugins, pipeline.ScopeRoute); err != nil {
 			t.Errorf("route %s plugin settings do not decode:\n%s", r.Name, err)
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/gateway/h1"
+	"github.com/portico-gateway/portico/internal/listener/h1"
 )
 
 // cannedUpstream is a minimal keep-alive HTTP/1.1 server that answers every

@@ -13,13 +13,13 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/observe"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
 	"github.com/portico-gateway/portico/internal/plugins/requestid"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/router"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -27,12 +27,12 @@ import (
 // outlive every snapshot: state kept in them (idle upstream connections,
 // metrics, log files) carries over a reload by name.
 type Deps struct {
-	Plugins   *plugin.Registry
+	Plugins   *pipeline.Registry
 	Upstreams *upstream.Registry
-	Metrics   *observe.Metrics
-	Sinks     plugin.LogSinks
+	Metrics   *telemetry.Metrics
+	Sinks     pipeline.LogSinks
 	Tunnels   *proxy.Tunnels
-	Shared    *plugin.Shared
+	Shared    *pipeline.Shared
 	Logger    *slog.Logger
 	// Ready reports readiness for the ready path; nil means always ready.
 	Ready func() bool
@@ -52,16 +52,16 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	global, err := decodeGlobal(cfg, d.Plugins)
 	errs = append(errs, err)
 
-	svcPlugins := make(map[string][]plugin.Configured, len(cfg.Services))
+	svcPlugins := make(map[string][]pipeline.Configured, len(cfg.Services))
 	for i, sc := range cfg.Services {
-		cs, err := d.Plugins.Decode(cfg, sc.Plugins, plugin.ScopeService)
+		cs, err := d.Plugins.Decode(cfg, sc.Plugins, pipeline.ScopeService)
 		errs = append(errs, err)
 		svcPlugins[sc.Name] = cs
 		_ = i
 	}
-	routePlugins := make([][]plugin.Configured, len(cfg.Routes))
+	routePlugins := make([][]pipeline.Configured, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		cs, err := d.Plugins.Decode(cfg, rc.Plugins, plugin.ScopeRoute)
+		cs, err := d.Plugins.Decode(cfg, rc.Plugins, pipeline.ScopeRoute)
 		errs = append(errs, err)
 		routePlugins[i] = cs
 	}
@@ -78,14 +78,14 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	}
 	shared := d.Shared
 	if shared == nil {
-		shared = plugin.NewShared()
+		shared = pipeline.NewShared()
 	}
 	shared.Begin()
 	// The gate's default identity headers are removed on every route, even
 	// when no route authenticates, so no upstream can be fooled by them.
 	identity := make(map[string]bool)
 	if r, ok := d.Plugins.Lookup(authGate); ok {
-		collectIdentityHeaders(identity, []plugin.Configured{{Reg: r, Spec: r.Spec()}})
+		collectIdentityHeaders(identity, []pipeline.Configured{{Reg: r, Spec: r.Spec()}})
 	}
 
 	s := &Snapshot{
@@ -176,9 +176,9 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			po.Budget = budget
 		}
 		px := proxy.New(po)
-		chain := withAuthGate(d.Plugins, plugin.Merge(consumerOnly, global, svcPlugins[rc.Service], routePlugins[i]))
+		chain := withAuthGate(d.Plugins, pipeline.Merge(consumerOnly, global, svcPlugins[rc.Service], routePlugins[i]))
 		collectIdentityHeaders(identity, chain)
-		h, err := plugin.Chain(chain, plugin.BuildEnv{
+		h, err := pipeline.Chain(chain, pipeline.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 			Consumers: consumers, Shared: shared,
 			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry(),
@@ -216,13 +216,13 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 
 	// Requests that match no route still pass the global plugins that need
 	// no route (request id, access log).
-	var unrouted []plugin.Configured
+	var unrouted []pipeline.Configured
 	for _, c := range global {
 		if c.Reg.Global {
 			unrouted = append(unrouted, c)
 		}
 	}
-	env := plugin.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared,
+	env := pipeline.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared,
 		Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry()}
 	for _, u := range []struct {
 		h      *http.Handler
@@ -233,7 +233,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		{&s.notFound, http.StatusNotFound, "no route matches the request"},
 		{&s.notAllowed, http.StatusMethodNotAllowed, "the route does not allow this method"},
 	} {
-		h, err := plugin.Chain(unrouted, env, terminal(u.status, u.detail))
+		h, err := pipeline.Chain(unrouted, env, terminal(u.status, u.detail))
 		if err != nil {
 			return nil, cfg.Report(err)
 		}
@@ -252,8 +252,8 @@ const authGate = "auth"
 
 // withAuthGate adds the auth gate with its defaults to a chain that has
 // authentication plugins but does not configure the gate.
-func withAuthGate(reg *plugin.Registry, chain []plugin.Configured) []plugin.Configured {
-	hasAuth := slices.ContainsFunc(chain, func(c plugin.Configured) bool { return c.Reg.Phase == plugin.PhaseAuthenticate })
+func withAuthGate(reg *pipeline.Registry, chain []pipeline.Configured) []pipeline.Configured {
+	hasAuth := slices.ContainsFunc(chain, func(c pipeline.Configured) bool { return c.Reg.Phase == pipeline.PhaseAuthenticate })
 	if !hasAuth || hasPlugin(chain, authGate) {
 		return chain
 	}
@@ -261,12 +261,12 @@ func withAuthGate(reg *plugin.Registry, chain []plugin.Configured) []plugin.Conf
 	if !ok {
 		return chain
 	}
-	return append(slices.Clone(chain), plugin.Configured{Reg: r, Spec: r.Spec(), Scope: plugin.ScopeGlobal,
+	return append(slices.Clone(chain), pipeline.Configured{Reg: r, Spec: r.Spec(), Scope: pipeline.ScopeGlobal,
 		Path: config.Path{}.Key("plugins").Key(authGate)})
 }
 
 // collectIdentityHeaders adds the identity headers the chain's plugins set.
-func collectIdentityHeaders(into map[string]bool, chain []plugin.Configured) {
+func collectIdentityHeaders(into map[string]bool, chain []pipeline.Configured) {
 	for _, c := range chain {
 		if c.Reg.IdentityHeaders == nil {
 			continue
@@ -279,8 +279,8 @@ func collectIdentityHeaders(into map[string]bool, chain []plugin.Configured) {
 
 // decodeGlobal decodes the global plugins and adds the implicit ones the
 // config does not set.
-func decodeGlobal(cfg *config.Config, reg *plugin.Registry) ([]plugin.Configured, error) {
-	cs, err := reg.Decode(cfg, cfg.Plugins, plugin.ScopeGlobal)
+func decodeGlobal(cfg *config.Config, reg *pipeline.Registry) ([]pipeline.Configured, error) {
+	cs, err := reg.Decode(cfg, cfg.Plugins, pipeline.ScopeGlobal)
 	for _, name := range implicit {
 		if hasPlugin(cs, name) || hasEntry(cfg.Plugins, name) {
 			continue
@@ -289,13 +289,13 @@ func decodeGlobal(cfg *config.Config, reg *plugin.Registry) ([]plugin.Configured
 		if !ok {
 			continue
 		}
-		cs = append(cs, plugin.Configured{Reg: r, Spec: r.Spec(), Scope: plugin.ScopeGlobal,
+		cs = append(cs, pipeline.Configured{Reg: r, Spec: r.Spec(), Scope: pipeline.ScopeGlobal,
 			Path: config.Path{}.Key("plugins").Key(name)})
 	}
 	return cs, err
 }
 
-func hasPlugin(cs []plugin.Configured, name string) bool {
+func hasPlugin(cs []pipeline.Configured, name string) bool {
 	for _, c := range cs {
 		if c.Reg.Name == name {
 			return true
@@ -313,7 +313,7 @@ func hasEntry(set config.PluginSet, name string) bool {
 	return false
 }
 
-func pluginNames(cs []plugin.Configured) []string {
+func pluginNames(cs []pipeline.Configured) []string {
 	out := make([]string, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, c.Reg.Name)
@@ -344,15 +344,15 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // CheckPlugins decodes and validates every plugin's settings in cfg without
 // compiling anything else. `portico validate` uses it to report plugin
 // errors together with the errors of a config that failed validation.
-func CheckPlugins(cfg *config.Config, reg *plugin.Registry) error {
+func CheckPlugins(cfg *config.Config, reg *pipeline.Registry) error {
 	_, err := decodeGlobal(cfg, reg)
 	errs := []error{err}
 	for _, sc := range cfg.Services {
-		_, err := reg.Decode(cfg, sc.Plugins, plugin.ScopeService)
+		_, err := reg.Decode(cfg, sc.Plugins, pipeline.ScopeService)
 		errs = append(errs, err)
 	}
 	for _, rc := range cfg.Routes {
-		_, err := reg.Decode(cfg, rc.Plugins, plugin.ScopeRoute)
+		_, err := reg.Decode(cfg, rc.Plugins, pipeline.ScopeRoute)
 		errs = append(errs, err)
 	}
 	_, err = decodeConsumerPlugins(cfg, reg)
@@ -366,12 +366,12 @@ func CheckPlugins(cfg *config.Config, reg *plugin.Registry) error {
 func Check(cfg *config.Config, logger *slog.Logger) (*Snapshot, error) {
 	ups := upstream.NewRegistry(logger)
 	defer ups.Close()
-	sinks := observe.NewSinks(nil, nil)
+	sinks := telemetry.NewSinks(nil, nil)
 	defer sinks.Close()
 	return Compile(cfg, Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: ups,
-		Metrics:   observe.NewMetrics(),
+		Metrics:   telemetry.NewMetrics(),
 		Sinks:     sinks,
 		Tunnels:   proxy.NewTunnels(),
 		Logger:    logger,

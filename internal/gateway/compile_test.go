@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/observe"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -30,7 +30,7 @@ func compileYAML(t testing.TB, yaml string, upstreamURL string) (*Snapshot, erro
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ups := upstream.NewRegistry(logger)
-	sinks := observe.NewSinks(nil, nil)
+	sinks := telemetry.NewSinks(nil, nil)
 	t.Cleanup(func() {
 		_ = ups.Close()
 		_ = sinks.Close()
@@ -40,7 +40,7 @@ func compileYAML(t testing.TB, yaml string, upstreamURL string) (*Snapshot, erro
 	return Compile(cfg, Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: ups,
-		Metrics:   observe.NewMetrics(),
+		Metrics:   telemetry.NewMetrics(),
 		Sinks:     sinks,
 		Tunnels:   proxy.NewTunnels(),
 		Logger:    logger,

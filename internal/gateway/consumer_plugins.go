@@ -4,7 +4,7 @@ import (
 	"errors"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // consumerPlugin is the one plugin a consumer may set for itself.
@@ -14,12 +14,12 @@ const consumerPlugin = "rate_limit"
 // (consumers[i].plugins) and returns each consumer's rate_limit by
 // consumer name; consumers without one are absent. Only rate_limit may be
 // set on a consumer: any other name is an error at
-// consumers[i].plugins.NAME. The instances have plugin.ScopeConsumer; the
+// consumers[i].plugins.NAME. The instances have pipeline.ScopeConsumer; the
 // rate_limit plugin receives them in BuildEnv.ConsumerPlugins and counts
 // each consumer under its own namespace (consumer:<name>). All problems
 // are returned at once, joined, unlocated (Compile reports them).
-func decodeConsumerPlugins(cfg *config.Config, reg *plugin.Registry) (map[string]plugin.Configured, error) {
-	var out map[string]plugin.Configured
+func decodeConsumerPlugins(cfg *config.Config, reg *pipeline.Registry) (map[string]pipeline.Configured, error) {
+	var out map[string]pipeline.Configured
 	var errs []error
 	for i := range cfg.Consumers {
 		c := &cfg.Consumers[i]
@@ -34,14 +34,14 @@ func decodeConsumerPlugins(cfg *config.Config, reg *plugin.Registry) (map[string
 		if len(set.Entries) == 0 {
 			continue
 		}
-		cs, err := reg.Decode(cfg, set, plugin.ScopeConsumer)
+		cs, err := reg.Decode(cfg, set, pipeline.ScopeConsumer)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		for _, cp := range cs {
 			if out == nil {
-				out = make(map[string]plugin.Configured)
+				out = make(map[string]pipeline.Configured)
 			}
 			out[c.Name] = cp
 		}
@@ -51,7 +51,7 @@ func decodeConsumerPlugins(cfg *config.Config, reg *plugin.Registry) (map[string
 
 // notOnConsumer is the error for a plugin other than rate_limit set on a
 // consumer, with a did-you-mean when the name is a misspelt rate_limit.
-func notOnConsumer(reg *plugin.Registry, e config.PluginEntry) error {
+func notOnConsumer(reg *pipeline.Registry, e config.PluginEntry) error {
 	if _, known := reg.Lookup(e.Name); !known {
 		if config.Suggest(e.Name, []string{consumerPlugin}) != "" {
 			return e.Path.Errorf("unknown plugin %q; did you mean %q? (only %s may be set on a consumer)",
@@ -67,9 +67,9 @@ func notOnConsumer(reg *plugin.Registry, e config.PluginEntry) error {
 // own that every route chain gets, at the least specific level, when some
 // consumer sets its own rate_limit: routes without rate_limit then still
 // enforce those consumers' limits (and nothing else). A route, service or
-// global rate_limit replaces it, as Merge does for any plugin. Nil when no
+// global rate_limit replaces it, as Merge does for any pipeline. Nil when no
 // consumer sets rate_limit.
-func consumerRateLimit(reg *plugin.Registry, consumerPlugins map[string]plugin.Configured) []plugin.Configured {
+func consumerRateLimit(reg *pipeline.Registry, consumerPlugins map[string]pipeline.Configured) []pipeline.Configured {
 	if len(consumerPlugins) == 0 {
 		return nil
 	}
@@ -79,6 +79,6 @@ func consumerRateLimit(reg *plugin.Registry, consumerPlugins map[string]plugin.C
 	}
 	// Spec() holds the defaults and no limits: it is never validated (a
 	// config file must give limits), and builds a consumer-only limiter.
-	return []plugin.Configured{{Reg: r, Spec: r.Spec(), Scope: plugin.ScopeGlobal,
+	return []pipeline.Configured{{Reg: r, Spec: r.Spec(), Scope: pipeline.ScopeGlobal,
 		Path: config.Path{}.Key("plugins").Key(consumerPlugin)}}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
 )
@@ -100,7 +100,7 @@ func TestDecodeConsumerPlugins(t *testing.T) {
 					t.Fatalf("got no rate_limit for %s, want one", name)
 				}
 				sp, ok := c.Spec.(*ratelimit.Spec)
-				if !ok || c.Reg.Name != ratelimit.Name || c.Scope != plugin.ScopeConsumer {
+				if !ok || c.Reg.Name != ratelimit.Name || c.Scope != pipeline.ScopeConsumer {
 					t.Fatalf("%s: got %s at scope %s, want rate_limit at scope consumer", name, c.Reg.Name, c.Scope)
 				}
 				if sp.Limits[0].Limit != limit {

@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // state is everything the edge keeps for one request, in one allocation:
 // the Exchange the plugins see, the response recorder and the body counter.
 type state struct {
-	ex   plugin.Exchange
+	ex   pipeline.Exchange
 	rec  recorder
 	body countingBody
 }
@@ -24,7 +24,7 @@ type state struct {
 // Exchange. It unwraps for http.ResponseController (flush, hijack, deadlines).
 type recorder struct {
 	w           http.ResponseWriter
-	ex          *plugin.Exchange
+	ex          *pipeline.Exchange
 	wroteHeader bool
 }
 
@@ -69,7 +69,7 @@ func (rc *recorder) Unwrap() http.ResponseWriter { return rc.w }
 // countingBody counts request body bytes into the Exchange.
 type countingBody struct {
 	rc io.ReadCloser
-	ex *plugin.Exchange
+	ex *pipeline.Exchange
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {

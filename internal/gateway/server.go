@@ -29,12 +29,12 @@ import (
 
 	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/gateway/h1"
-	"github.com/portico-gateway/portico/internal/observe"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/listener/h1"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/plugins/cache"
 	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -43,7 +43,7 @@ type Options struct {
 	// Logger receives the gateway's own log (not the access log).
 	Logger *slog.Logger
 	// Sinks are the log outputs; nil means stdout and stderr.
-	Sinks *observe.Sinks
+	Sinks *telemetry.Sinks
 	// Load re-reads the config on reload. nil disables reloading (for
 	// embedded configs that have no file).
 	Load func() (*config.Config, error)
@@ -63,7 +63,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	deps    Deps
-	sinks   *observe.Sinks
+	sinks   *telemetry.Sinks
 	reloads chan chan error
 	stopped chan struct{} // closed when the reload loop has ended
 	// bgCtx and bgWG own the background goroutines (reloads, log flushing,
@@ -93,15 +93,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		stopped: make(chan struct{}),
 	}
 	if s.sinks == nil {
-		s.sinks = observe.NewSinks(nil, nil)
+		s.sinks = telemetry.NewSinks(nil, nil)
 	}
 	s.deps = Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: upstream.NewRegistry(opts.Logger),
-		Metrics:   observe.NewMetrics(),
+		Metrics:   telemetry.NewMetrics(),
 		Sinks:     s.sinks,
 		Tunnels:   proxy.NewTunnels(),
-		Shared:    plugin.NewShared(),
+		Shared:    pipeline.NewShared(),
 		Logger:    opts.Logger,
 	}
 	s.deps.Ready = s.isReady

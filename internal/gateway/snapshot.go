@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/observe"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 	"github.com/portico-gateway/portico/internal/router"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -29,7 +29,7 @@ type Snapshot struct {
 	// Chains for requests that match no route: the global plugins that run
 	// without a route around a problem response.
 	badPath, notFound, notAllowed http.Handler
-	unmatched                     *observe.RouteMetrics
+	unmatched                     *telemetry.RouteMetrics
 
 	// identity lists the identity headers (X-Consumer-ID, X-User-ID, ...)
 	// that plugins set; client-sent copies are removed from every request.
@@ -37,7 +37,7 @@ type Snapshot struct {
 
 	healthPath, readyPath string
 	ready                 func() bool
-	metrics               *observe.Metrics
+	metrics               *telemetry.Metrics
 	logger                *slog.Logger
 	routes                []RouteInfo
 }
@@ -49,7 +49,7 @@ type route struct {
 	stripPrefix   bool
 	rewrite       *regexp.Regexp
 	replacement   string
-	metrics       *observe.RouteMetrics
+	metrics       *telemetry.RouteMetrics
 	cors          bool // the chain has the cors plugin: it answers preflights
 }
 
@@ -93,7 +93,7 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.body.rc != nil {
 		r.Body = &st.body
 	}
-	r = r.WithContext(plugin.NewContext(r.Context(), &st.ex))
+	r = r.WithContext(pipeline.NewContext(r.Context(), &st.ex))
 	s.metrics.InFlightAdd(1)
 	rm := s.unmatched
 	defer func() {
@@ -138,9 +138,9 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.ex.Path = norm
 	st.ex.UpstreamPath = upstreamPath(rt, m, norm)
 	if len(m.Captures) > 0 {
-		st.ex.Params = make([]plugin.Param, len(m.Captures))
+		st.ex.Params = make([]pipeline.Param, len(m.Captures))
 		for i, c := range m.Captures {
-			st.ex.Params[i] = plugin.Param{Name: c.Name, Value: c.Value}
+			st.ex.Params[i] = pipeline.Param{Name: c.Name, Value: c.Value}
 		}
 	}
 	rt.handler.ServeHTTP(&st.rec, r)

@@ -4,7 +4,7 @@
 package plugins
 
 import (
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/accesslog"
 	"github.com/portico-gateway/portico/internal/plugins/acl"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
@@ -23,9 +23,9 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/transform"
 )
 
-// All returns the registrations of every built-in plugin.
-func All() []plugin.Registration {
-	return []plugin.Registration{
+// All returns the registrations of every built-in pipeline.
+func All() []pipeline.Registration {
+	return []pipeline.Registration{
 		requestid.Registration(),
 		accesslog.Registration(),
 		iprestriction.Registration(),
@@ -52,4 +52,4 @@ func All() []plugin.Registration {
 var Planned = map[string]string{}
 
 // NewRegistry returns the registry of all built-in plugins.
-func NewRegistry() *plugin.Registry { return plugin.NewRegistry(All(), Planned) }
+func NewRegistry() *pipeline.Registry { return pipeline.NewRegistry(All(), Planned) }

@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // ContentType is the media type of problem details.
@@ -32,7 +32,7 @@ func Write(w http.ResponseWriter, r *http.Request, status int, title, detail str
 		title = http.StatusText(status)
 	}
 	reqID := ""
-	if ex := plugin.FromContext(r.Context()); ex != nil {
+	if ex := pipeline.FromContext(r.Context()); ex != nil {
 		reqID = ex.RequestID
 	}
 	b := Body(status, title, detail, reqID)

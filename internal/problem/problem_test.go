@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 func TestWrite(t *testing.T) {
@@ -27,7 +27,7 @@ func TestWrite(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := httptest.NewRequest(tt.method, "/", nil)
-			r = r.WithContext(plugin.NewContext(r.Context(), &plugin.Exchange{RequestID: tt.reqID}))
+			r = r.WithContext(pipeline.NewContext(r.Context(), &pipeline.Exchange{RequestID: tt.reqID}))
 			w := httptest.NewRecorder()
 			w.Header().Set("Content-Encoding", "gzip") // from an upstream: must not survive
 			Write(w, r, tt.status, tt.title, tt.detail)

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -128,11 +128,11 @@ func runHandler(b *testing.B, h http.Handler) {
 	b.SetParallelism(16)
 	start := cpuTime()
 	b.RunParallel(func(pb *testing.PB) {
-		ex := &plugin.Exchange{UpstreamPath: "/api/items", ClientIP: netip.MustParseAddr("127.0.0.1")}
+		ex := &pipeline.Exchange{UpstreamPath: "/api/items", ClientIP: netip.MustParseAddr("127.0.0.1")}
 		req := httptest.NewRequest("GET", "http://gw.example/api/items?page=2", nil)
 		req.Header.Set("User-Agent", "wrk")
 		req.Header.Set("Accept", "application/json")
-		req = req.WithContext(plugin.NewContext(context.Background(), ex))
+		req = req.WithContext(pipeline.NewContext(context.Background(), ex))
 		w := &memWriter{h: make(http.Header)}
 		for pb.Next() {
 			clear(w.h)
@@ -150,8 +150,8 @@ func runHandler(b *testing.B, h http.Handler) {
 // keep-alive clients that write canned GETs.
 func runListener(b *testing.B, h http.Handler) {
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{UpstreamPath: r.URL.EscapedPath()}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		ex := &pipeline.Exchange{UpstreamPath: r.URL.EscapedPath()}
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	defer gw.Close()
 	addr := gw.Listener.Addr().String()

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -46,7 +46,7 @@ type call struct {
 	h  *Handler
 	w  http.ResponseWriter
 	r  *http.Request
-	ex *plugin.Exchange
+	ex *pipeline.Exchange
 	t  *upstream.Target
 
 	uc  *upstream.Conn
@@ -89,7 +89,7 @@ var callPool = sync.Pool{New: func() any {
 
 var copyBufPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
 
-func getCall(h *Handler, w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, t *upstream.Target) *call {
+func getCall(h *Handler, w http.ResponseWriter, r *http.Request, ex *pipeline.Exchange, t *upstream.Target) *call {
 	c := callPool.Get().(*call)
 	c.h, c.w, c.r, c.ex, c.t = h, w, r, ex, t
 	return c

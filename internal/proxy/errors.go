@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
@@ -111,7 +111,7 @@ func isReset(err error) bool {
 // away the status is 499 and nothing useful can be written; when the
 // response head was already sent, the response is aborted so the client
 // sees it truncated (net/http semantics).
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, err error, wroteHeader bool) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ex *pipeline.Exchange, err error, wroteHeader bool) {
 	if ctxErr := r.Context().Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = fmt.Errorf("%w: %w", ctxErr, err)
 	}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
@@ -226,7 +226,7 @@ func TestProxyDropsUnsafeHeaderValues(t *testing.T) {
 	t.Cleanup(up.Close)
 	h, _ := newProxy(t, up.URL, nil)
 	// A plugin (say, claims to headers) that copies untrusted text.
-	g := startGateway(t, h, func(ex *plugin.Exchange, r *http.Request) {
+	g := startGateway(t, h, func(ex *pipeline.Exchange, r *http.Request) {
 		r.Header.Set("X-Claim", "a\r\nX-Injected: 1")
 		r.Header["Bad Name"] = []string{"x"}
 		r.Header["x-lower"] = []string{"kept"}

@@ -12,29 +12,29 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
 // testGateway is a real gateway-side http.Server on 127.0.0.1:0 whose
-// edge puts a plugin.Exchange in the context, as the gateway does, and
+// edge puts a pipeline.Exchange in the context, as the gateway does, and
 // then calls the proxy handler.
 type testGateway struct {
 	*httptest.Server
 	client *http.Client
 
 	mu  sync.Mutex
-	exs []*plugin.Exchange
+	exs []*pipeline.Exchange
 }
 
 // edgeFunc adjusts the Exchange the test edge creates.
-type edgeFunc func(ex *plugin.Exchange, r *http.Request)
+type edgeFunc func(ex *pipeline.Exchange, r *http.Request)
 
 func startGateway(t *testing.T, h http.Handler, edit edgeFunc) *testGateway {
 	t.Helper()
 	g := &testGateway{}
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath()}
+		ex := &pipeline.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath()}
 		if ip, err := netip.ParseAddr(peerIP(r.RemoteAddr)); err == nil {
 			ex.ClientIP = ip
 		}
@@ -46,7 +46,7 @@ func startGateway(t *testing.T, h http.Handler, edit edgeFunc) *testGateway {
 			g.exs = append(g.exs, ex)
 			g.mu.Unlock()
 		}()
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	tr := &http.Transport{DisableCompression: true}
 	g.client = &http.Client{Transport: tr}
@@ -59,9 +59,9 @@ func startGateway(t *testing.T, h http.Handler, edit edgeFunc) *testGateway {
 
 // exchange waits for the Exchange of the n-th request (from 1) to be
 // recorded and returns it.
-func (g *testGateway) exchange(t *testing.T, n int) *plugin.Exchange {
+func (g *testGateway) exchange(t *testing.T, n int) *pipeline.Exchange {
 	t.Helper()
-	var ex *plugin.Exchange
+	var ex *pipeline.Exchange
 	waitFor(t, func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()

@@ -46,7 +46,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -129,11 +129,11 @@ func New(o Options) *Handler {
 }
 
 // ServeHTTP forwards r to a target of the service and streams the response
-// to w. The request's plugin.Exchange supplies the upstream path, the
+// to w. The request's pipeline.Exchange supplies the upstream path, the
 // client address and whether the peer is trusted; ServeHTTP records the
 // target, the upstream duration and any error in it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := plugin.FromContext(r.Context())
+	ex := pipeline.FromContext(r.Context())
 	if ex == nil {
 		ex = standaloneExchange(r)
 	}
@@ -158,7 +158,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // either retry (another target, after a backoff) or relay the answer. It
 // returns the final outcome for the service breaker and, when it read the
 // clock after the last attempt, that reading (zero otherwise).
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, start time.Time) (upstream.Result, time.Time) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.Exchange, start time.Time) (upstream.Result, time.Time) {
 	upgrade := upgradeType(r)
 	pol := h.retry
 	retryable := pol != nil && upgrade == "" && pol.allows(r)
@@ -285,8 +285,8 @@ func (h *Handler) shouldRetry(r *http.Request, c *call, err error, status int, r
 
 // standaloneExchange stands in for the edge's Exchange when the handler
 // runs without one (tests, embedding).
-func standaloneExchange(r *http.Request) *plugin.Exchange {
-	ex := &plugin.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath()}
+func standaloneExchange(r *http.Request) *pipeline.Exchange {
+	ex := &pipeline.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath()}
 	if ip, err := netip.ParseAddr(peerIP(r.RemoteAddr)); err == nil {
 		ex.ClientIP = ip.Unmap()
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // echo answers with what it received, in headers and body.
@@ -88,7 +88,7 @@ func TestProxyUsesUpstreamPathFromExchange(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(echo))
 	t.Cleanup(up.Close)
 	h, _ := newProxy(t, up.URL, nil)
-	g := startGateway(t, h, func(ex *plugin.Exchange, r *http.Request) {
+	g := startGateway(t, h, func(ex *pipeline.Exchange, r *http.Request) {
 		ex.UpstreamPath = "/v2" + strings.TrimPrefix(ex.UpstreamPath, "/api")
 	})
 	resp, err := g.client.Get(g.URL + "/api/items?x=1")
@@ -260,7 +260,7 @@ func TestProxyAppendsXForwardedForFromTrustedPeer(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	h, _ := newProxy(t, up.URL, nil)
-	g := startGateway(t, h, func(ex *plugin.Exchange, r *http.Request) {
+	g := startGateway(t, h, func(ex *pipeline.Exchange, r *http.Request) {
 		ex.PeerTrusted = true
 		ex.ClientIP = netip.MustParseAddr("203.0.113.9")
 	})

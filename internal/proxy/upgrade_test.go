@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
 
@@ -211,8 +211,8 @@ func TestProxyHTTP2Client(t *testing.T) {
 	t.Cleanup(up.Close)
 	h, _ := newProxy(t, up.URL, nil)
 	gw := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{UpstreamPath: r.URL.EscapedPath()}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		ex := &pipeline.Exchange{UpstreamPath: r.URL.EscapedPath()}
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	gw.EnableHTTP2 = true
 	gw.StartTLS()

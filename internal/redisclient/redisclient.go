@@ -20,7 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // New returns a client for cfg: a *redis.Client for URL, a
@@ -63,7 +63,7 @@ func New(cfg *config.Redis) (redis.UniversalClient, error) {
 
 // Key identifies the connection cfg describes (URL, Addrs, Password,
 // PoolSize; not the settings callers apply per call), so that users of one
-// store can share one client, for example under a plugin.Shared key. It
+// store can share one client, for example under a pipeline.Shared key. It
 // holds a hash, never a secret.
 func Key(cfg *config.Redis) string {
 	if cfg == nil {
@@ -74,7 +74,7 @@ func Key(cfg *config.Redis) string {
 	return "redis:" + hex.EncodeToString(id[:8])
 }
 
-// conn is a client kept in plugin.Shared, or the error that kept it from
+// conn is a client kept in pipeline.Shared, or the error that kept it from
 // being made. Shared closes it once no config names its store.
 type conn struct {
 	c   redis.UniversalClient
@@ -93,7 +93,7 @@ func (c *conn) Close() error {
 // first time: every feature that keeps state in the same store (rate
 // limiting, the cache) uses one connection pool, which lives as long as a
 // config names the store. Callers must not close it.
-func Shared(shared *plugin.Shared, cfg *config.Redis) (redis.UniversalClient, error) {
+func Shared(shared *pipeline.Shared, cfg *config.Redis) (redis.UniversalClient, error) {
 	c := shared.Get(Key(cfg), func() any {
 		cl, err := New(cfg)
 		return &conn{c: cl, err: err}

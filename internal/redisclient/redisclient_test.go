@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/redistest"
 )
 
@@ -176,7 +176,7 @@ func TestDeadServerFailsFast(t *testing.T) {
 func TestSharedClient(t *testing.T) {
 	srv := redistest.Start(t)
 	cfg := &config.Redis{URL: config.Secret(srv.URL())}
-	shared := plugin.NewShared()
+	shared := pipeline.NewShared()
 	shared.Begin()
 	a, err := Shared(shared, cfg)
 	if err != nil {

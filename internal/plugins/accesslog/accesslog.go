@@ -40,22 +40,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
-// Registration declares the access_log plugin. It is global-capable: it
+// Registration declares the access_log pipeline. It is global-capable: it
 // also logs requests that match no route.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:   "access_log",
-		Phase:  plugin.PhaseObserve,
+		Phase:  pipeline.PhaseObserve,
 		Global: true,
-		Spec:   func() plugin.Spec { return &Spec{Output: "stdout"} },
+		Spec:   func() pipeline.Spec { return &Spec{Output: "stdout"} },
 		Build:  build,
 	}
 }
 
-func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec, ok := s.(*Spec)
 	if !ok {
 		return nil, fmt.Errorf("access_log: unexpected spec type %T", s)
@@ -75,7 +75,7 @@ func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 // handler logs one line per request after next returns.
 type handler struct {
 	next http.Handler
-	sink plugin.Sink
+	sink pipeline.Sink
 }
 
 // maxPooled is the largest line buffer returned to the pool, so one huge
@@ -93,7 +93,7 @@ var linePool = sync.Pool{New: func() any {
 const abortedText = "request aborted"
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := plugin.FromContext(r.Context())
+	ex := pipeline.FromContext(r.Context())
 	if ex == nil {
 		// Only the gateway's edge creates the Exchange, and it always
 		// does; without one there is no status to log.
@@ -108,7 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	done = true
 }
 
-func (h *handler) write(r *http.Request, ex *plugin.Exchange, completed bool) {
+func (h *handler) write(r *http.Request, ex *pipeline.Exchange, completed bool) {
 	status := ex.Status
 	errText := ""
 	if ex.Err != nil {

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/observe"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
+	"github.com/portico-gateway/portico/internal/telemetry"
 )
 
 func TestSpecValidate(t *testing.T) {
@@ -50,19 +50,19 @@ func TestSpecValidate(t *testing.T) {
 func TestRegistration(t *testing.T) {
 	t.Parallel()
 	reg := Registration()
-	if reg.Name != "access_log" || reg.Phase != plugin.PhaseObserve || !reg.Global {
-		t.Errorf("got %s/%d/global=%t, want access_log/%d/global=true", reg.Name, reg.Phase, reg.Global, plugin.PhaseObserve)
+	if reg.Name != "access_log" || reg.Phase != pipeline.PhaseObserve || !reg.Global {
+		t.Errorf("got %s/%d/global=%t, want access_log/%d/global=true", reg.Name, reg.Phase, reg.Global, pipeline.PhaseObserve)
 	}
 	if got := reg.Spec().(*Spec).Output; got != "stdout" {
 		t.Errorf("default output: got %q, want stdout", got)
 	}
-	if _, err := reg.Build(reg.Spec(), &plugin.BuildEnv{}); err == nil {
+	if _, err := reg.Build(reg.Spec(), &pipeline.BuildEnv{}); err == nil {
 		t.Errorf("build without sinks: got no error, want one")
 	}
-	sinks := observe.NewSinks(io.Discard, io.Discard)
+	sinks := telemetry.NewSinks(io.Discard, io.Discard)
 	defer sinks.Close()
 	bad := &Spec{Output: filepath.Join(t.TempDir(), "missing", "a.log")}
-	if _, err := reg.Build(bad, &plugin.BuildEnv{Sinks: sinks}); err == nil {
+	if _, err := reg.Build(bad, &pipeline.BuildEnv{Sinks: sinks}); err == nil {
 		t.Errorf("build with an unopenable file: got no error, want one")
 	}
 }
@@ -71,14 +71,14 @@ func TestRegistration(t *testing.T) {
 // Status and BytesOut up to date, as the real edge does.
 func edge(start time.Time, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: start, ClientIP: netip.MustParseAddr("203.0.113.7"), RequestID: "req-1"}
-		h.ServeHTTP(&statusWriter{ResponseWriter: w, ex: ex}, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		ex := &pipeline.Exchange{Start: start, ClientIP: netip.MustParseAddr("203.0.113.7"), RequestID: "req-1"}
+		h.ServeHTTP(&statusWriter{ResponseWriter: w, ex: ex}, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	})
 }
 
 type statusWriter struct {
 	http.ResponseWriter
-	ex *plugin.Exchange
+	ex *pipeline.Exchange
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -102,10 +102,10 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 func newLogged(t *testing.T, start time.Time, next http.Handler) (http.Handler, func() []string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "access.log")
-	sinks := observe.NewSinks(io.Discard, io.Discard)
+	sinks := telemetry.NewSinks(io.Discard, io.Discard)
 	t.Cleanup(func() { _ = sinks.Close() })
 	reg := Registration()
-	mw, err := reg.Build(&Spec{Output: path}, &plugin.BuildEnv{Sinks: sinks})
+	mw, err := reg.Build(&Spec{Output: path}, &pipeline.BuildEnv{Sinks: sinks})
 	if err != nil {
 		t.Fatalf("build: %s", err)
 	}
@@ -154,7 +154,7 @@ func TestAccessLogLine(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 3, 4, 5, 6, 7, 891_500_000, time.FixedZone("X", 3600))
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		n, _ := io.Copy(io.Discard, r.Body)
 		ex.BytesIn = n
 		ex.Route, ex.Service, ex.Upstream = "orders", "orders-svc", "127.0.0.1:3001"
@@ -300,9 +300,9 @@ func TestAccessLogPanicIsLoggedAndRepanicked(t *testing.T) {
 
 func TestAccessLogWithoutExchangePassesThrough(t *testing.T) {
 	t.Parallel()
-	sinks := observe.NewSinks(io.Discard, io.Discard)
+	sinks := telemetry.NewSinks(io.Discard, io.Discard)
 	defer sinks.Close()
-	mw, err := Registration().Build(&Spec{Output: "stdout"}, &plugin.BuildEnv{Sinks: sinks})
+	mw, err := Registration().Build(&Spec{Output: "stdout"}, &pipeline.BuildEnv{Sinks: sinks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,16 +415,16 @@ func FuzzAppendQuery(f *testing.F) {
 	})
 }
 
-func benchRequest() (*http.Request, *plugin.Exchange) {
+func benchRequest() (*http.Request, *pipeline.Exchange) {
 	r := httptest.NewRequest(http.MethodGet, "http://api.example/api/orders/42?page=2&api_key=abc", nil)
 	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Benchmark/1.0")
-	ex := &plugin.Exchange{
+	ex := &pipeline.Exchange{
 		Start: time.Now(), RequestID: "0123456789abcdef0123456789abcdef",
 		ClientIP: netip.MustParseAddr("203.0.113.7"), Route: "orders", Service: "orders",
 		Upstream: "127.0.0.1:3001", UpstreamDuration: 1234 * time.Microsecond,
 		Status: 200, BytesOut: 1024,
 	}
-	return r.WithContext(plugin.NewContext(r.Context(), ex)), ex
+	return r.WithContext(pipeline.NewContext(r.Context(), ex)), ex
 }
 
 func BenchmarkAppendLine(b *testing.B) {
@@ -437,9 +437,9 @@ func BenchmarkAppendLine(b *testing.B) {
 }
 
 func BenchmarkAccessLog(b *testing.B) {
-	sinks := observe.NewSinks(io.Discard, io.Discard)
+	sinks := telemetry.NewSinks(io.Discard, io.Discard)
 	defer sinks.Close()
-	mw, err := Registration().Build(&Spec{Output: filepath.Join(b.TempDir(), "a.log")}, &plugin.BuildEnv{Sinks: sinks})
+	mw, err := Registration().Build(&Spec{Output: filepath.Join(b.TempDir(), "a.log")}, &pipeline.BuildEnv{Sinks: sinks})
 	if err != nil {
 		b.Fatal(err)
 	}

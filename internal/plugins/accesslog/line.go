@@ -7,12 +7,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // appendLine appends the JSON access log line for one request, with its
 // trailing newline. See the package doc for the fields.
-func appendLine(b []byte, r *http.Request, ex *plugin.Exchange, start time.Time, d time.Duration, status int, errText string) []byte {
+func appendLine(b []byte, r *http.Request, ex *pipeline.Exchange, start time.Time, d time.Duration, status int, errText string) []byte {
 	b = append(b, `{"time":"`...)
 	b = appendTime(b, start)
 	b = append(b, `","request_id":"`...)
@@ -44,7 +44,7 @@ func appendLine(b []byte, r *http.Request, ex *plugin.Exchange, start time.Time,
 		b = appendEscaped(b, ex.Consumer.Name)
 	}
 	if ex.Credential != "" {
-		// A credential id, never the secret (see plugin.Exchange).
+		// A credential id, never the secret (see pipeline.Exchange).
 		b = append(b, `","credential":"`...)
 		b = appendEscaped(b, ex.Credential)
 	}

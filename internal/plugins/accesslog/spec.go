@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Spec configures access_log.
@@ -16,7 +16,7 @@ type Spec struct {
 	Output string `yaml:"output"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // Validate checks that an output is named.
 func (s *Spec) Validate(p config.Path) error {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
@@ -28,7 +28,7 @@ type Spec struct {
 	Deny []string `yaml:"deny"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // Validate requires exactly one non-empty list of non-empty groups.
 func (s *Spec) Validate(p config.Path) error {
@@ -52,17 +52,17 @@ func (s *Spec) Validate(p config.Path) error {
 	return errors.Join(errs...)
 }
 
-// Registration declares the acl plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the acl pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseAuthorize,
-		Spec:  func() plugin.Spec { return &Spec{} },
+		Phase: pipeline.PhaseAuthorize,
+		Spec:  func() pipeline.Spec { return &Spec{} },
 		Build: build,
 	}
 }
 
-func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec := s.(*Spec)
 	allow := len(spec.Allow) > 0
 	groups := spec.Deny
@@ -71,7 +71,7 @@ func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ex := plugin.FromContext(r.Context())
+			ex := pipeline.FromContext(r.Context())
 			if ex == nil || ex.Consumer == nil {
 				problem.Write(w, r, http.StatusUnauthorized, "", "authentication required")
 				return

@@ -26,7 +26,7 @@ import (
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/httpsyntax"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
@@ -69,7 +69,7 @@ type Headers struct {
 	Anonymous string `yaml:"anonymous"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // DefaultSpec returns the gate's defaults.
 func DefaultSpec() *Spec {
@@ -114,18 +114,18 @@ func (s *Spec) Validate(p config.Path) error {
 	return errors.Join(errs...)
 }
 
-// Registration declares the auth plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the auth pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:            Name,
-		Phase:           plugin.PhaseAuthGate,
-		Spec:            func() plugin.Spec { return DefaultSpec() },
+		Phase:           pipeline.PhaseAuthGate,
+		Spec:            func() pipeline.Spec { return DefaultSpec() },
 		Build:           build,
 		IdentityHeaders: identityHeaders,
 	}
 }
 
-func identityHeaders(s plugin.Spec) []string { return s.(*Spec).Headers.list() }
+func identityHeaders(s pipeline.Spec) []string { return s.(*Spec).Headers.list() }
 
 type gate struct {
 	all                               bool
@@ -133,7 +133,7 @@ type gate struct {
 	hID, hName, hGroups, hUser, hAnon string
 }
 
-func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec := s.(*Spec)
 	g := &gate{
 		all:     spec.Mode == ModeAll,
@@ -159,7 +159,7 @@ func quote(s string) string { return `"` + s + `"` }
 
 func (g *gate) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		if ex == nil || ex.Auth.Tried == 0 {
 			next.ServeHTTP(w, r)
 			return
@@ -180,7 +180,7 @@ func (g *gate) middleware(next http.Handler) http.Handler {
 	})
 }
 
-func (g *gate) setIdentity(h http.Header, ex *plugin.Exchange) {
+func (g *gate) setIdentity(h http.Header, ex *pipeline.Exchange) {
 	if ex.Subject != "" {
 		h[g.hUser] = []string{ex.Subject}
 	}
@@ -199,7 +199,7 @@ func (g *gate) setIdentity(h http.Header, ex *plugin.Exchange) {
 	}
 }
 
-func (g *gate) refuse(w http.ResponseWriter, r *http.Request, f *plugin.AuthFailure) {
+func (g *gate) refuse(w http.ResponseWriter, r *http.Request, f *pipeline.AuthFailure) {
 	if f == nil {
 		problem.Write(w, r, http.StatusUnauthorized, "", "authentication required")
 		return

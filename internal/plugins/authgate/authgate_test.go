@@ -10,7 +10,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/basicauth"
@@ -128,15 +128,15 @@ func TestTwoAuthPlugins(t *testing.T) {
 }
 
 // fixed is an authentication plugin for tests that records a fixed result.
-func fixed(name string, pass *consumer.Consumer, subject string, fail plugin.AuthFailure) plugin.Configured {
-	reg := plugin.Registration{
+func fixed(name string, pass *consumer.Consumer, subject string, fail pipeline.AuthFailure) pipeline.Configured {
+	reg := pipeline.Registration{
 		Name:  name,
-		Phase: plugin.PhaseAuthenticate,
-		Spec:  func() plugin.Spec { return &authgate.Spec{} },
-		Build: func(plugin.Spec, *plugin.BuildEnv) (plugin.Middleware, error) {
+		Phase: pipeline.PhaseAuthenticate,
+		Spec:  func() pipeline.Spec { return &authgate.Spec{} },
+		Build: func(pipeline.Spec, *pipeline.BuildEnv) (pipeline.Middleware, error) {
 			return func(next http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					ex := plugin.FromContext(r.Context())
+					ex := pipeline.FromContext(r.Context())
 					if pass != nil || subject != "" {
 						ex.AuthPassed(pass, name+":x")
 						ex.Subject = subject
@@ -148,7 +148,7 @@ func fixed(name string, pass *consumer.Consumer, subject string, fail plugin.Aut
 			}, nil
 		},
 	}
-	return plugin.Configured{Reg: &reg, Spec: &authgate.Spec{}}
+	return pipeline.Configured{Reg: &reg, Spec: &authgate.Spec{}}
 }
 
 func TestFailuresAndIdentity(t *testing.T) {
@@ -156,19 +156,19 @@ func TestFailuresAndIdentity(t *testing.T) {
 	app := &consumer.Consumer{Name: "app", ID: "app-1", Groups: []string{"a", "b"}, GroupsHeader: "a, b"}
 	tests := []struct {
 		name     string
-		plugins  []plugin.Configured
+		plugins  []pipeline.Configured
 		want     int
 		wantHdrs map[string]string // response headers, or upstream headers on 200
 	}{
-		{"503 with Retry-After", []plugin.Configured{fixed("idp", nil, "", plugin.AuthFailure{Status: 503, RetryAfter: "5", Detail: "identity provider unavailable", Presented: true})},
+		{"503 with Retry-After", []pipeline.Configured{fixed("idp", nil, "", pipeline.AuthFailure{Status: 503, RetryAfter: "5", Detail: "identity provider unavailable", Presented: true})},
 			503, map[string]string{"Retry-After": "5", "WWW-Authenticate": ""}},
-		{"403 insufficient scope", []plugin.Configured{fixed("jwtish", nil, "", plugin.AuthFailure{Status: 403, Challenge: `Bearer error="insufficient_scope", scope="write"`, Detail: "insufficient scope", Presented: true})},
+		{"403 insufficient scope", []pipeline.Configured{fixed("jwtish", nil, "", pipeline.AuthFailure{Status: 403, Challenge: `Bearer error="insufficient_scope", scope="write"`, Detail: "insufficient scope", Presented: true})},
 			403, map[string]string{"WWW-Authenticate": `Bearer error="insufficient_scope", scope="write"`}},
-		{"subject becomes X-User-ID", []plugin.Configured{fixed("jwtish", app, "user-7", plugin.AuthFailure{})},
+		{"subject becomes X-User-ID", []pipeline.Configured{fixed("jwtish", app, "user-7", pipeline.AuthFailure{})},
 			200, map[string]string{"X-Consumer-Id": "app-1", "X-Consumer-Name": "app", "X-Consumer-Groups": "a, b", "X-User-Id": "user-7", "X-Anonymous-Consumer": ""}},
-		{"subject without a consumer still becomes X-User-ID", []plugin.Configured{fixed("jwtish", nil, "alice", plugin.AuthFailure{})},
+		{"subject without a consumer still becomes X-User-ID", []pipeline.Configured{fixed("jwtish", nil, "alice", pipeline.AuthFailure{})},
 			200, map[string]string{"X-User-Id": "alice", "X-Consumer-Id": "", "X-Consumer-Name": ""}},
-		{"custom header names", []plugin.Configured{fixed("jwtish", app, "user-7", plugin.AuthFailure{}),
+		{"custom header names", []pipeline.Configured{fixed("jwtish", app, "user-7", pipeline.AuthFailure{}),
 			authtest.Configure(t, authgate.Registration(), "{headers: {consumer_id: X-Caller, user_id: X-Sub}}")},
 			200, map[string]string{"X-Caller": "app-1", "X-Sub": "user-7", "X-Consumer-Id": "", "X-User-Id": ""}},
 	}

@@ -9,19 +9,19 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
 // Configure decodes src (YAML settings, "" for the defaults) into reg's
 // Spec strictly and validates it, as the plugin registry does.
-func Configure(t testing.TB, reg plugin.Registration, src string) plugin.Configured {
+func Configure(t testing.TB, reg pipeline.Registration, src string) pipeline.Configured {
 	t.Helper()
 	return plugintest.Configure(t, reg, src)
 }
 
 // TryConfigure is Configure returning the decode or validation error.
-func TryConfigure(reg plugin.Registration, src string) (plugin.Configured, error) {
+func TryConfigure(reg pipeline.Registration, src string) (pipeline.Configured, error) {
 	return plugintest.TryConfigure(reg, src)
 }
 
@@ -42,7 +42,7 @@ type Gateway struct {
 
 // Build compiles plugins into a chain in front of an upstream and starts
 // an edge; it returns the chain's build error instead of failing.
-func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, error) {
+func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway, error) {
 	t.Helper()
 	g, err := plugintest.Build(t, opts, plugins...)
 	if err != nil {
@@ -52,7 +52,7 @@ func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, 
 }
 
 // Start is Build failing the test on a build error.
-func Start(t testing.TB, opts Options, plugins ...plugin.Configured) *Gateway {
+func Start(t testing.TB, opts Options, plugins ...pipeline.Configured) *Gateway {
 	t.Helper()
 	return &Gateway{Gateway: plugintest.Start(t, opts, plugins...)}
 }

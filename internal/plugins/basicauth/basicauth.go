@@ -24,7 +24,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -54,7 +54,7 @@ type Spec struct {
 	CacheTTL config.Duration `yaml:"cache_ttl"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // Validate bounds cache_ttl.
 func (s *Spec) Validate(p config.Path) error {
@@ -64,20 +64,20 @@ func (s *Spec) Validate(p config.Path) error {
 	return nil
 }
 
-// Registration declares the basic_auth plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the basic_auth pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseAuthenticate,
-		Spec:  func() plugin.Spec { return &Spec{CacheTTL: config.Duration(DefaultCacheTTL)} },
+		Phase: pipeline.PhaseAuthenticate,
+		Spec:  func() pipeline.Spec { return &Spec{CacheTTL: config.Duration(DefaultCacheTTL)} },
 		Build: build,
 	}
 }
 
 var (
-	missing = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
+	missing = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
 		Detail: "no basic credentials found in request"}
-	invalid = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
+	invalid = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
 		Detail: "invalid username or password", Presented: true}
 )
 
@@ -87,7 +87,7 @@ type basicAuth struct {
 	cache     *Cache // nil when off
 }
 
-func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec := s.(*Spec)
 	b := &basicAuth{hide: spec.HideCredentials, consumers: env.Consumers}
 	if ttl := spec.CacheTTL.D(); ttl > 0 {
@@ -106,7 +106,7 @@ func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 
 func (b *basicAuth) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		if ex == nil {
 			next.ServeHTTP(w, r)
 			return

@@ -9,7 +9,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/basicauth"
 	"golang.org/x/crypto/bcrypt"
@@ -36,7 +36,7 @@ func basic(user, pass string) http.Header {
 
 func TestBasicAuth(t *testing.T) {
 	t.Parallel()
-	shared := plugin.NewShared()
+	shared := pipeline.NewShared()
 	plain := authtest.Start(t, authtest.Options{Consumers: consumers(), Shared: shared},
 		authtest.Configure(t, basicauth.Registration(), ""))
 	hide := authtest.Start(t, authtest.Options{Consumers: consumers(), Route: "hide"},
@@ -102,7 +102,7 @@ func TestBasicAuth(t *testing.T) {
 
 func TestPasswordChangeBeatsTheCache(t *testing.T) {
 	t.Parallel()
-	shared := plugin.NewShared()
+	shared := pipeline.NewShared()
 	gw := authtest.Start(t, authtest.Options{Consumers: consumers(), Shared: shared},
 		authtest.Configure(t, basicauth.Registration(), ""))
 	if res := gw.Do(t, "/", basic("alice", "alice-pw")); res.Status != 200 {
@@ -144,18 +144,18 @@ func benchChain(b *testing.B, ttl string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := plugin.Chain([]plugin.Configured{c}, plugin.BuildEnv{Consumers: reg, Shared: plugin.NewShared(), Route: "r"},
+	h, err := pipeline.Chain([]pipeline.Configured{c}, pipeline.BuildEnv{Consumers: reg, Shared: pipeline.NewShared(), Route: "r"},
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ex := &plugin.Exchange{}
-	r := httptest.NewRequest("GET", "/", nil).WithContext(plugin.NewContext(b.Context(), ex))
+	ex := &pipeline.Exchange{}
+	r := httptest.NewRequest("GET", "/", nil).WithContext(pipeline.NewContext(b.Context(), ex))
 	r.SetBasicAuth("alice", "alice-pw")
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
-		*ex = plugin.Exchange{}
+		*ex = pipeline.Exchange{}
 		h.ServeHTTP(w, r)
 		if ex.Auth.Passed != 1 {
 			b.Fatal("not authenticated")

@@ -13,7 +13,7 @@ import (
 	"strconv"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
@@ -27,22 +27,22 @@ type Spec struct {
 	Max config.ByteSize `yaml:"max"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // Validate accepts any non-negative size (ByteSize refuses negatives).
 func (s *Spec) Validate(config.Path) error { return nil }
 
-// Registration declares the body_limit plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the body_limit pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  "body_limit",
-		Phase: plugin.PhaseLimits,
-		Spec:  func() plugin.Spec { return &Spec{Max: DefaultMax} },
+		Phase: pipeline.PhaseLimits,
+		Spec:  func() pipeline.Spec { return &Spec{Max: DefaultMax} },
 		Build: build,
 	}
 }
 
-func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	max := int64(s.(*Spec).Max)
 	if max == 0 {
 		return nil, nil

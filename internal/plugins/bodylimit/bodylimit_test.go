@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // readAll is a terminal handler that reads the body like the proxy does and
@@ -46,7 +46,7 @@ func TestBodyLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			mw, err := build(&Spec{Max: config.ByteSize(tt.max)}, &plugin.BuildEnv{})
+			mw, err := build(&Spec{Max: config.ByteSize(tt.max)}, &pipeline.BuildEnv{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 )
 
@@ -34,16 +34,16 @@ func benchHandler(b *testing.B, settings string) (http.Handler, *http.Request) {
 		_, _ = w.Write(body)
 	})
 	c := authtest.Configure(b, Registration(), settings)
-	shared := plugin.NewShared()
+	shared := pipeline.NewShared()
 	b.Cleanup(func() { shared.Begin(); shared.Retire() })
-	mw, err := c.Reg.Build(c.Spec, &plugin.BuildEnv{Route: "products", Shared: shared})
+	mw, err := c.Reg.Build(c.Spec, &pipeline.BuildEnv{Route: "products", Shared: shared})
 	if err != nil {
 		b.Fatal(err)
 	}
 	h := mw(upstream)
 	req := httptest.NewRequest(http.MethodGet, "http://shop.example/api/products?category=books&page=2", nil)
-	ex := &plugin.Exchange{Start: time.Now(), Route: "products", UpstreamPath: "/api/products"}
-	req = req.WithContext(plugin.NewContext(context.Background(), ex))
+	ex := &pipeline.Exchange{Start: time.Now(), Route: "products", UpstreamPath: "/api/products"}
+	req = req.WithContext(pipeline.NewContext(context.Background(), ex))
 	w := &benchWriter{h: make(http.Header)}
 	h.ServeHTTP(w, req)
 	clear(w.h)

@@ -1,6 +1,7 @@
 // Package cache implements the cache plugin: an HTTP response cache with
 // RFC 9111 semantics at the gateway, in the memory store (shared by the
-// routes of this process) or in Redis (shared by every instance).
+// routes of this process) or in Redis (shared by every instance), built on
+// the engine in internal/httpcache.
 //
 // # Flow of one request (phase PhaseCache, right before the proxy)
 //
@@ -30,8 +31,8 @@ import (
 	"strconv"
 	"time"
 
-	core "github.com/portico-gateway/portico/internal/cache"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/httpcache"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 	"github.com/portico-gateway/portico/internal/router"
 )
@@ -50,12 +51,12 @@ const (
 	markerMinTTL = time.Hour
 )
 
-// Registration declares the cache plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the cache pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseCache,
-		Spec:  func() plugin.Spec { return newSpec() },
+		Phase: pipeline.PhaseCache,
+		Spec:  func() pipeline.Spec { return newSpec() },
 		Build: build,
 	}
 }
@@ -63,11 +64,11 @@ func Registration() plugin.Registration {
 // handler serves one route.
 type handler struct {
 	next        http.Handler
-	store       core.Store
-	group       *core.Group
+	store       httpcache.Store
+	group       *httpcache.Group
 	bg          *background
-	keyer       *core.Keyer
-	policy      core.Policy
+	keyer       *httpcache.Keyer
+	policy      httpcache.Policy
 	maxObject   int64
 	honorReq    bool
 	perConsumer bool
@@ -77,15 +78,15 @@ type handler struct {
 	logger      *slog.Logger
 }
 
-func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	sp := s.(*Spec)
 	shared := env.Shared
 	if shared == nil {
-		shared = plugin.NewShared()
+		shared = pipeline.NewShared()
 	}
 	reg := registryFor(shared)
-	var store core.Store
-	var mem *core.Memory
+	var store httpcache.Store
+	var mem *httpcache.Memory
 	switch sp.Store {
 	case storeRedis:
 		if env.Store == nil || env.Store.Redis == nil {
@@ -100,7 +101,7 @@ func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 		mem = memoryFor(shared, reg, int64(sp.MemoryMaxBytes))
 		store = mem
 	}
-	keyer := core.NewKeyer(core.KeyRules{Route: env.Route, Include: sp.Query.Include,
+	keyer := httpcache.NewKeyer(httpcache.KeyRules{Route: env.Route, Include: sp.Query.Include,
 		Exclude: sp.Query.Exclude, Headers: sp.KeyHeaders})
 	reg.setKeyer(env.Route, keyer)
 	met := metricsFor(shared, env.Metrics)
@@ -113,10 +114,10 @@ func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 	}
 	h := &handler{
 		store:       store,
-		group:       shared.Get(sharedGroup, func() any { return core.NewGroup() }).(*core.Group),
+		group:       shared.Get(sharedGroup, func() any { return httpcache.NewGroup() }).(*httpcache.Group),
 		bg:          shared.Get(sharedBackground, func() any { return newBackground() }).(*background),
 		keyer:       keyer,
-		policy:      core.Policy{DefaultTTL: sp.DefaultTTL.D(), MaxTTL: sp.MaxTTL.D(), StaleWhileRevalidate: sp.StaleWhileRevalidate.D(), StaleIfError: sp.StaleIfError.D()},
+		policy:      httpcache.Policy{DefaultTTL: sp.DefaultTTL.D(), MaxTTL: sp.MaxTTL.D(), StaleWhileRevalidate: sp.StaleWhileRevalidate.D(), StaleIfError: sp.StaleIfError.D()},
 		maxObject:   int64(sp.MaxObjectSize),
 		honorReq:    sp.HonorRequestDirectives,
 		perConsumer: sp.Authenticated == authPerConsumer,
@@ -150,8 +151,8 @@ type lookup struct {
 // slot is one base key and what was found there.
 type slot struct {
 	base   string
-	marker *core.Entry // the Vary marker at base, if any
-	key    string      // the key of the entry found
+	marker *httpcache.Entry // the Vary marker at base, if any
+	key    string           // the key of the entry found
 }
 
 // ServeHTTP answers from the cache or forwards, as the package doc says.
@@ -166,18 +167,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	ex := plugin.FromContext(r.Context())
+	ex := pipeline.FromContext(r.Context())
 	if ex == nil {
-		ex = &plugin.Exchange{}
+		ex = &pipeline.Exchange{}
 	}
-	var rd core.Directives
+	var rd httpcache.Directives
 	if h.honorReq {
-		rd = core.ParseCacheControl(r.Header["Cache-Control"])
+		rd = httpcache.ParseCacheControl(r.Header["Cache-Control"])
 		if len(r.Header["Cache-Control"]) == 0 && hasPragmaNoCache(r.Header) {
 			rd.NoCache = true
 		}
 	}
-	if core.Bypasses(r.Header) || rd.NoStore {
+	if httpcache.Bypasses(r.Header) || rd.NoStore {
 		h.bypass(w, r)
 		return
 	}
@@ -201,7 +202,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sl := &lk.shared
 	e := h.get(ctx, sl, r.Header)
-	if e != nil && lk.authenticated && !core.SharedWithAuthenticated(e) {
+	if e != nil && lk.authenticated && !httpcache.SharedWithAuthenticated(e) {
 		e = nil
 	}
 	if lk.consumer != "" {
@@ -228,8 +229,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	f := h.policy.Freshness(e, now)
 	forced := h.honorReq && (rd.NoCache ||
-		rd.MaxAge != core.Absent && f.Age > core.Seconds(rd.MaxAge) ||
-		rd.MinFresh != core.Absent && f.Lifetime-f.Age < core.Seconds(rd.MinFresh))
+		rd.MaxAge != httpcache.Absent && f.Age > httpcache.Seconds(rd.MaxAge) ||
+		rd.MinFresh != httpcache.Absent && f.Lifetime-f.Age < httpcache.Seconds(rd.MinFresh))
 	switch {
 	case rd.OnlyIfCached && (forced || !f.Fresh() && !f.InStaleWhileRevalidate()):
 		// RFC 9111 §5.2.1.7: answer from a usable stored response or with
@@ -256,7 +257,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ttlParam is the Cache-Status ttl of f: remaining freshness, negative
 // when stale.
-func ttlParam(f *core.Freshness) string {
+func ttlParam(f *httpcache.Freshness) string {
 	return strconv.FormatInt(int64((f.Lifetime-f.Age)/time.Second), 10)
 }
 
@@ -271,27 +272,27 @@ func hasPragmaNoCache(h http.Header) bool {
 
 // get looks up sl.base and, behind a Vary marker, the variant for a
 // request with header hd. A store error is a miss.
-func (h *handler) get(ctx context.Context, sl *slot, hd http.Header) *core.Entry {
+func (h *handler) get(ctx context.Context, sl *slot, hd http.Header) *httpcache.Entry {
 	e, err := h.store.Get(ctx, sl.base)
 	if err != nil {
 		h.storeError(err)
 		return nil
 	}
-	if !core.IsMarker(e) {
-		if !core.VaryMatches(e, hd) {
+	if !httpcache.IsMarker(e) {
+		if !httpcache.VaryMatches(e, hd) {
 			return nil
 		}
 		sl.key = sl.base
 		return e
 	}
 	sl.marker = e
-	key := core.VariantKey(sl.base, e, hd)
+	key := httpcache.VariantKey(sl.base, e, hd)
 	v, err := h.store.Get(ctx, key)
 	if err != nil {
 		h.storeError(err)
 		return nil
 	}
-	if core.IsMarker(v) || !core.VaryMatches(v, hd) {
+	if httpcache.IsMarker(v) || !httpcache.VaryMatches(v, hd) {
 		return nil
 	}
 	sl.key = key
@@ -299,7 +300,7 @@ func (h *handler) get(ctx context.Context, sl *slot, hd http.Header) *core.Entry
 }
 
 func (h *handler) storeError(err error) {
-	if err == nil || errors.Is(err, core.ErrNotFound) || errors.Is(err, core.ErrTooLarge) {
+	if err == nil || errors.Is(err, httpcache.ErrNotFound) || errors.Is(err, httpcache.ErrTooLarge) {
 		return
 	}
 	h.m.inc(h.m.storeErrors)
@@ -313,7 +314,7 @@ var (
 
 // serve writes the stored response e (current age age) with status as
 // our Cache-Status member.
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, e *core.Entry, age time.Duration, status string, hit bool) {
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, e *httpcache.Entry, age time.Duration, status string, hit bool) {
 	hdr := w.Header()
 	for k, vs := range e.Header {
 		if k == "Age" || k == "Cache-Status" {
@@ -330,7 +331,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, e *core.Entry, a
 			hdr["X-Cache"] = xMiss
 		}
 	}
-	if e.Status == http.StatusOK && core.NotModified(r.Header, e.Header) {
+	if e.Status == http.StatusOK && httpcache.NotModified(r.Header, e.Header) {
 		delete(hdr, "Content-Length")
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -361,7 +362,7 @@ func (h *handler) bypass(w http.ResponseWriter, r *http.Request) {
 
 // fetch forwards a miss or a stale entry's revalidation, coalesced with
 // concurrent requests for the same key.
-func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, lk *lookup, sl *slot, stale *core.Entry, sf *core.Freshness) {
+func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *pipeline.Exchange, lk *lookup, sl *slot, stale *httpcache.Entry, sf *httpcache.Freshness) {
 	if lk.noStore || h.wait <= 0 {
 		h.forward(w, r, lk, sl, stale, sf)
 		return
@@ -370,10 +371,10 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *plugin.Excha
 	if !leader {
 		h.m.inc(h.m.coalesced)
 		e, ok := fl.Wait(r.Context(), h.wait)
-		if ok && e != nil && lk.authenticated && lk.flightKey != lk.private.base && !core.SharedWithAuthenticated(e) {
+		if ok && e != nil && lk.authenticated && lk.flightKey != lk.private.base && !httpcache.SharedWithAuthenticated(e) {
 			e = nil // an anonymous client's answer
 		}
-		if ok && e != nil && core.VaryMatches(e, r.Header) {
+		if ok && e != nil && httpcache.VaryMatches(e, r.Header) {
 			f := h.policy.Freshness(e, time.Now())
 			switch {
 			case f.Fresh():
@@ -389,7 +390,7 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *plugin.Excha
 		h.forward(w, r, lk, sl, stale, sf)
 		return
 	}
-	var result *core.Entry
+	var result *httpcache.Entry
 	defer func() { h.group.Done(lk.flightKey, fl, result) }()
 	result = h.forward(w, r, lk, sl, stale, sf)
 }
@@ -398,15 +399,15 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *plugin.Excha
 // be stored. It returns the entry waiters for the same key may be served:
 // the stored (or refreshed) response, or the stale one it served instead
 // of an error.
-func (h *handler) forward(w http.ResponseWriter, r *http.Request, lk *lookup, sl *slot, stale *core.Entry, sf *core.Freshness) *core.Entry {
+func (h *handler) forward(w http.ResponseWriter, r *http.Request, lk *lookup, sl *slot, stale *httpcache.Entry, sf *httpcache.Freshness) *httpcache.Entry {
 	out := r
 	cw := &captureWriter{w: w, h: make(http.Header), hd: h, lk: lk, stale: stale, sf: sf}
 	if r.Method == http.MethodGet {
 		cp := *r
 		cp.Header = r.Header.Clone()
-		core.StripConditionals(cp.Header)
+		httpcache.StripConditionals(cp.Header)
 		if stale != nil {
-			cw.conditional = core.Validators(cp.Header, stale.Header)
+			cw.conditional = httpcache.Validators(cp.Header, stale.Header)
 		}
 		out = &cp
 		cw.clientConditional = len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0
@@ -418,12 +419,12 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, lk *lookup, sl
 
 // refreshLater revalidates a stale entry in the background, once per key
 // at a time, with a detached copy of the request.
-func (h *handler) refreshLater(r *http.Request, ex *plugin.Exchange, lk *lookup, sl *slot, stale *core.Entry, sf core.Freshness) {
+func (h *handler) refreshLater(r *http.Request, ex *pipeline.Exchange, lk *lookup, sl *slot, stale *httpcache.Entry, sf httpcache.Freshness) {
 	fl, ok := h.group.TryLead(lk.flightKey)
 	if !ok {
 		return
 	}
-	ex2 := &plugin.Exchange{Start: time.Now(), RequestID: ex.RequestID, ClientIP: ex.ClientIP,
+	ex2 := &pipeline.Exchange{Start: time.Now(), RequestID: ex.RequestID, ClientIP: ex.ClientIP,
 		PeerTrusted: ex.PeerTrusted, Route: ex.Route, Service: ex.Service, Params: ex.Params,
 		UpstreamPath: ex.UpstreamPath, UpstreamHost: ex.UpstreamHost, Consumer: ex.Consumer,
 		Credential: ex.Credential, Subject: ex.Subject, Claims: ex.Claims}
@@ -435,7 +436,7 @@ func (h *handler) refreshLater(r *http.Request, ex *plugin.Exchange, lk *lookup,
 	lk2.fwd = "stale"
 	sl2 := *sl
 	spawned := h.bg.spawn(func(ctx context.Context) {
-		var result *core.Entry
+		var result *httpcache.Entry
 		ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 		defer cancel()
 		defer func() {
@@ -444,7 +445,7 @@ func (h *handler) refreshLater(r *http.Request, ex *plugin.Exchange, lk *lookup,
 			}
 			h.group.Done(lk2.flightKey, fl, result)
 		}()
-		req := r2.WithContext(plugin.NewContext(ctx, ex2))
+		req := r2.WithContext(pipeline.NewContext(ctx, ex2))
 		lk2.r = req
 		result = h.forward(discard{h: make(http.Header)}, req, &lk2, &sl2, stale, &sf)
 	})
@@ -459,9 +460,9 @@ func storeCtx(r *http.Request) context.Context { return context.WithoutCancel(r.
 
 // put stores e (a response to lk.r) under sl, behind a Vary marker when
 // it varies. It reports whether it stored.
-func (h *handler) put(lk *lookup, sl *slot, e *core.Entry) bool {
+func (h *handler) put(lk *lookup, sl *slot, e *httpcache.Entry) bool {
 	f := h.policy.Freshness(e, e.ResponseTime)
-	ttl := core.StoreTTL(&f, core.HasValidator(e.Header))
+	ttl := httpcache.StoreTTL(&f, httpcache.HasValidator(e.Header))
 	if ttl <= 0 {
 		return false
 	}
@@ -469,10 +470,10 @@ func (h *handler) put(lk *lookup, sl *slot, e *core.Entry) bool {
 	key := sl.base
 	if len(e.VaryNames) > 0 {
 		m := sl.marker
-		if m == nil || !core.SameNames(m, e.VaryNames) {
-			m = core.NewVaryMarker(e.VaryNames)
+		if m == nil || !httpcache.SameNames(m, e.VaryNames) {
+			m = httpcache.NewVaryMarker(e.VaryNames)
 		}
-		key = core.VariantKey(sl.base, m, lk.r.Header)
+		key = httpcache.VariantKey(sl.base, m, lk.r.Header)
 		if err := h.store.Set(ctx, sl.base, m, max(ttl, markerMinTTL)); err != nil {
 			h.storeError(err)
 			return false
@@ -495,7 +496,7 @@ func (h *handler) unsafe(w http.ResponseWriter, r *http.Request) {
 	if sw.status < 200 || sw.status >= 400 || r.Method == http.MethodOptions || r.Method == http.MethodTrace {
 		return
 	}
-	ex := plugin.FromContext(r.Context())
+	ex := pipeline.FromContext(r.Context())
 	keys := h.invalidationKeys(nil, r, ex, r.URL.EscapedPath(), r.URL.RawQuery)
 	for _, loc := range sw.locations {
 		u, err := r.URL.Parse(loc)
@@ -516,7 +517,7 @@ func (h *handler) unsafe(w http.ResponseWriter, r *http.Request) {
 // for this request: the shared one and the consumer's. Deleting a base
 // key deletes its Vary marker, which makes every variant under it
 // unreachable.
-func (h *handler) invalidationKeys(keys []string, r *http.Request, ex *plugin.Exchange, path, rawQuery string) []string {
+func (h *handler) invalidationKeys(keys []string, r *http.Request, ex *pipeline.Exchange, path, rawQuery string) []string {
 	norm, err := router.NormalizePath(path)
 	if err != nil {
 		return keys

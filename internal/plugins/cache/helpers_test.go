@@ -13,7 +13,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
@@ -81,7 +81,7 @@ type gwOptions struct {
 	keyAuth   bool   // put key_auth and the auth gate in front
 	anonymous string // the gate's anonymous consumer
 	consumers []config.Consumer
-	shared    *plugin.Shared
+	shared    *pipeline.Shared
 	store     *config.Store
 }
 
@@ -89,7 +89,7 @@ type gwOptions struct {
 // does, the route's chain with the cache plugin, and the real proxy.
 type gw struct {
 	url     string
-	shared  *plugin.Shared
+	shared  *pipeline.Shared
 	metrics *prometheus.Registry
 	client  *http.Client
 }
@@ -109,10 +109,10 @@ func buildGateway(t *testing.T, originURL, settings string, opts gwOptions) (*gw
 		opts.route = "r"
 	}
 	if opts.shared == nil {
-		opts.shared = plugin.NewShared()
+		opts.shared = pipeline.NewShared()
 	}
 	g := &gw{shared: opts.shared, metrics: prometheus.NewRegistry()}
-	chain := []plugin.Configured{authtest.Configure(t, Registration(), settings)}
+	chain := []pipeline.Configured{authtest.Configure(t, Registration(), settings)}
 	if opts.keyAuth {
 		chain = append(chain, authtest.Configure(t, keyauth.Registration(), ""))
 		gate := ""
@@ -132,7 +132,7 @@ func buildGateway(t *testing.T, originURL, settings string, opts gwOptions) (*gw
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := plugin.Chain(chain, plugin.BuildEnv{Route: opts.route, Service: "s", Consumers: consumers,
+	h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: opts.route, Service: "s", Consumers: consumers,
 		Shared: opts.shared, Store: opts.store, Metrics: g.metrics}, px)
 	if err != nil {
 		return nil, err
@@ -141,9 +141,9 @@ func buildGateway(t *testing.T, originURL, settings string, opts gwOptions) (*gw
 		for _, name := range []string{"X-Consumer-Id", "X-Consumer-Name", "X-Consumer-Groups", "X-User-Id", "X-Anonymous-Consumer"} {
 			delete(r.Header, name)
 		}
-		ex := &plugin.Exchange{Start: time.Now(), Route: opts.route, Service: "s", RequestID: "req",
+		ex := &pipeline.Exchange{Start: time.Now(), Route: opts.route, Service: "s", RequestID: "req",
 			UpstreamPath: r.URL.EscapedPath(), ClientIP: netip.MustParseAddr("127.0.0.1")}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 200}
 	g.client = &http.Client{Transport: tr}

@@ -4,16 +4,16 @@ import (
 	"fmt"
 	"strconv"
 
-	core "github.com/portico-gateway/portico/internal/cache"
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/httpcache"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/redisclient"
 )
 
 // redisStore is a Redis store in use; it leaves the registry when no
 // config uses it any more.
 type redisStore struct {
-	*core.Redis
+	*httpcache.Redis
 	reg *registry
 	key string
 }
@@ -26,19 +26,19 @@ func (s *redisStore) Close() error {
 
 // redisFor returns the long-lived Redis store for rc, compressed or not.
 // Cache keys live under rc's key prefix followed by "cache:".
-func redisFor(shared *plugin.Shared, reg *registry, rc *config.Redis, compress bool) (core.Store, error) {
+func redisFor(shared *pipeline.Shared, reg *registry, rc *config.Redis, compress bool) (httpcache.Store, error) {
 	id := "cache:" + redisclient.Key(rc)
 	client, err := redisclient.Shared(shared, rc)
 	if err != nil {
 		return nil, fmt.Errorf("cache store: %w", err)
 	}
-	prefix := core.DefaultRedisKeyPrefix
+	prefix := httpcache.DefaultRedisKeyPrefix
 	if rc.KeyPrefix != "" {
 		prefix = rc.KeyPrefix + "cache:"
 	}
 	key := id + ":store:" + strconv.FormatBool(compress) + ":" + prefix
 	st := shared.Get(key, func() any {
-		s := &redisStore{Redis: core.NewRedis(client, core.RedisOptions{KeyPrefix: prefix, Compress: compress}),
+		s := &redisStore{Redis: httpcache.NewRedis(client, httpcache.RedisOptions{KeyPrefix: prefix, Compress: compress}),
 			reg: reg, key: key}
 		reg.add(key, s.Redis)
 		return s

@@ -5,16 +5,16 @@ import (
 	"net/textproto"
 	"time"
 
-	core "github.com/portico-gateway/portico/internal/cache"
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/httpcache"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
-// Defaults of the cache plugin.
+// Defaults of the cache pipeline.
 const (
-	DefaultMemoryMaxBytes  = core.DefaultMemoryBytes
+	DefaultMemoryMaxBytes  = httpcache.DefaultMemoryBytes
 	DefaultMaxObjectSize   = 1 << 20
-	DefaultCoalesceTimeout = core.DefaultCoalesceWait
+	DefaultCoalesceTimeout = httpcache.DefaultCoalesceWait
 )
 
 // The values of store and authenticated.
@@ -27,7 +27,7 @@ const (
 	maxCoalesceLimit = time.Minute
 )
 
-// Spec configures the cache plugin.
+// Spec configures the cache pipeline.
 type Spec struct {
 	// Store is where responses are kept: memory (default: in this
 	// process, shared by every route that uses it) or redis (the
@@ -83,7 +83,7 @@ type QuerySpec struct {
 	Exclude []string `yaml:"exclude"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // newSpec returns a Spec holding the defaults.
 func newSpec() *Spec {
@@ -113,7 +113,7 @@ func (s *Spec) Validate(p config.Path) error {
 	case storeRedis:
 		// Headers and framing come on top of the body; keep well under the
 		// store's entry bound so a stored object always fits.
-		if limit := int64(core.DefaultRedisMaxEntryBytes) / 2; int64(s.MaxObjectSize) > limit {
+		if limit := int64(httpcache.DefaultRedisMaxEntryBytes) / 2; int64(s.MaxObjectSize) > limit {
 			errs = append(errs, p.Key("max_object_size").Errorf(
 				"must be at most %d bytes with the redis store", limit))
 		}

@@ -9,13 +9,13 @@ import (
 	"sync"
 	"sync/atomic"
 
-	core "github.com/portico-gateway/portico/internal/cache"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/httpcache"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/router"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Keys of the plugin's objects in plugin.Shared.
+// Keys of the plugin's objects in pipeline.Shared.
 const (
 	sharedMemory     = "cache:memory"
 	sharedRegistry   = "cache:registry"
@@ -27,17 +27,17 @@ const (
 // registry knows the stores in use and each route's key rules, for Purge.
 type registry struct {
 	mu     sync.Mutex
-	stores map[string]core.Store // by Shared key
-	keyers map[string]*core.Keyer
+	stores map[string]httpcache.Store // by Shared key
+	keyers map[string]*httpcache.Keyer
 }
 
-func registryFor(shared *plugin.Shared) *registry {
+func registryFor(shared *pipeline.Shared) *registry {
 	return shared.Get(sharedRegistry, func() any {
-		return &registry{stores: make(map[string]core.Store), keyers: make(map[string]*core.Keyer)}
+		return &registry{stores: make(map[string]httpcache.Store), keyers: make(map[string]*httpcache.Keyer)}
 	}).(*registry)
 }
 
-func (r *registry) add(key string, s core.Store) {
+func (r *registry) add(key string, s httpcache.Store) {
 	r.mu.Lock()
 	r.stores[key] = s
 	r.mu.Unlock()
@@ -49,7 +49,7 @@ func (r *registry) remove(key string) {
 	r.mu.Unlock()
 }
 
-func (r *registry) setKeyer(route string, k *core.Keyer) {
+func (r *registry) setKeyer(route string, k *httpcache.Keyer) {
 	r.mu.Lock()
 	r.keyers[route] = k
 	r.mu.Unlock()
@@ -58,11 +58,11 @@ func (r *registry) setKeyer(route string, k *core.Keyer) {
 // memoryStore is the shared memory store; it leaves the registry when no
 // config uses it any more.
 type memoryStore struct {
-	*core.Memory
+	*httpcache.Memory
 	reg *registry
 }
 
-// Close forgets the store (plugin.Shared retires it after a reload that no
+// Close forgets the store (pipeline.Shared retires it after a reload that no
 // longer uses it).
 func (m *memoryStore) Close() error {
 	m.reg.remove(sharedMemory)
@@ -71,9 +71,9 @@ func (m *memoryStore) Close() error {
 
 // memoryFor returns the shared memory store, holding its bound at least at
 // maxBytes while this config uses that bound.
-func memoryFor(shared *plugin.Shared, reg *registry, maxBytes int64) *core.Memory {
+func memoryFor(shared *pipeline.Shared, reg *registry, maxBytes int64) *httpcache.Memory {
 	ms := shared.Get(sharedMemory, func() any {
-		m := &memoryStore{Memory: core.NewMemory(core.MemoryOptions{MaxBytes: maxBytes}), reg: reg}
+		m := &memoryStore{Memory: httpcache.NewMemory(httpcache.MemoryOptions{MaxBytes: maxBytes}), reg: reg}
 		reg.add(sharedMemory, m.Memory)
 		return m
 	}).(*memoryStore)
@@ -129,10 +129,10 @@ func (b *background) Close() error {
 // (path ""). route "" with path "" removes every stored response. It
 // returns how many entries were removed (Vary markers and variants
 // count).
-func Purge(shared *plugin.Shared, route, path, rawQuery string, prefix bool) (int, error) {
+func Purge(shared *pipeline.Shared, route, path, rawQuery string, prefix bool) (int, error) {
 	reg := registryFor(shared)
 	reg.mu.Lock()
-	stores := make([]core.Store, 0, len(reg.stores))
+	stores := make([]httpcache.Store, 0, len(reg.stores))
 	keys := make([]string, 0, len(reg.stores))
 	for k := range reg.stores {
 		keys = append(keys, k)
@@ -161,11 +161,11 @@ func Purge(shared *plugin.Shared, route, path, rawQuery string, prefix bool) (in
 			p = route + "\n" + norm
 			break
 		}
-		q := core.NormalizeQuery(rawQuery, nil, nil)
+		q := httpcache.NormalizeQuery(rawQuery, nil, nil)
 		if keyer != nil {
 			q = keyer.Query(rawQuery)
 		}
-		p = core.URLPrefix(route, norm, q)
+		p = httpcache.URLPrefix(route, norm, q)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), purgeTimeout)
 	defer cancel()
@@ -205,7 +205,7 @@ func (m *routeMetrics) inc(c prometheus.Counter) {
 
 // memoryCollector reports the memory store's bytes and evictions.
 type memoryCollector struct {
-	mem       atomic.Pointer[core.Memory]
+	mem       atomic.Pointer[httpcache.Memory]
 	bytes     *prometheus.Desc
 	evictions *prometheus.Desc
 }
@@ -227,7 +227,7 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, e)
 }
 
-func metricsFor(shared *plugin.Shared, reg prometheus.Registerer) *metrics {
+func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return nil
 	}

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	core "github.com/portico-gateway/portico/internal/cache"
+	"github.com/portico-gateway/portico/internal/httpcache"
 )
 
 // captureMode is what a captureWriter does with the upstream's answer.
@@ -30,8 +30,8 @@ type captureWriter struct {
 	hd *handler
 	lk *lookup
 
-	stale             *core.Entry
-	sf                *core.Freshness
+	stale             *httpcache.Entry
+	sf                *httpcache.Freshness
 	conditional       bool // validators were sent upstream
 	clientConditional bool // the client's request was conditional
 	reqTime           time.Time
@@ -39,7 +39,7 @@ type captureWriter struct {
 	wrote    bool
 	status   int
 	mode     captureMode
-	decision core.Storability
+	decision httpcache.Storability
 	capture  bool
 	stored   http.Header // a copy of the upstream's header, for the entry
 	buf      []byte
@@ -81,10 +81,10 @@ func (cw *captureWriter) WriteHeader(code int) {
 	}
 	lk := cw.lk
 	if lk.r.Method == http.MethodGet && !lk.noStore {
-		cc := core.ParseCacheControl(cw.h["Cache-Control"])
+		cc := httpcache.ParseCacheControl(cw.h["Cache-Control"])
 		d := cw.hd.policy.Storable(code, cw.h, &cc, lk.authenticated, false)
-		if d == core.StorePrivate && lk.consumer == "" {
-			d = core.NotStorable
+		if d == httpcache.StorePrivate && lk.consumer == "" {
+			d = httpcache.NotStorable
 		}
 		cl := int64(-1)
 		if vs := cw.h["Content-Length"]; len(vs) == 1 {
@@ -93,10 +93,10 @@ func (cw *captureWriter) WriteHeader(code int) {
 			}
 		}
 		if cl > cw.hd.maxObject {
-			d = core.NotStorable
+			d = httpcache.NotStorable
 		}
 		cw.decision = d
-		if d != core.NotStorable {
+		if d != httpcache.NotStorable {
 			cw.capture = true
 			cw.stored = cw.h.Clone()
 			if cl > 0 {
@@ -118,7 +118,7 @@ func (cw *captureWriter) WriteHeader(code int) {
 	if cw.hd.xCache {
 		dst["X-Cache"] = xMiss
 	}
-	if cw.clientConditional && code == http.StatusOK && core.NotModified(lk.r.Header, cw.h) {
+	if cw.clientConditional && code == http.StatusOK && httpcache.NotModified(lk.r.Header, cw.h) {
 		delete(dst, "Content-Length")
 		cw.mode = modeHidden
 		cw.w.WriteHeader(http.StatusNotModified)
@@ -171,13 +171,13 @@ func (cw *captureWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // finish runs after the upstream answered completely: it serves the
 // refreshed or stale entry when the answer was swallowed, stores a
 // captured response, and returns the entry waiters may be served.
-func (cw *captureWriter) finish(sl *slot, respTime time.Time) *core.Entry {
+func (cw *captureWriter) finish(sl *slot, respTime time.Time) *httpcache.Entry {
 	hd, lk := cw.hd, cw.lk
 	switch {
 	case !cw.wrote:
 		return nil
 	case cw.mode == modeSwallowed && cw.status == http.StatusNotModified:
-		e := core.Refreshed(cw.stale, cw.h, cw.reqTime, respTime)
+		e := httpcache.Refreshed(cw.stale, cw.h, cw.reqTime, respTime)
 		hd.put(lk, sl, e)
 		f := hd.policy.Freshness(e, time.Now())
 		hd.m.inc(hd.m.revalidated)
@@ -201,7 +201,7 @@ func (cw *captureWriter) finish(sl *slot, respTime time.Time) *core.Entry {
 		}
 		return nil
 	}
-	e := &core.Entry{Status: cw.status, Header: cw.stored, Body: cw.buf,
+	e := &httpcache.Entry{Status: cw.status, Header: cw.stored, Body: cw.buf,
 		RequestTime: cw.reqTime, ResponseTime: respTime}
 	delete(e.Header, "Set-Cookie")
 	if _, ok := e.Header["Date"]; !ok {
@@ -210,17 +210,17 @@ func (cw *captureWriter) finish(sl *slot, respTime time.Time) *core.Entry {
 	if cw.status != http.StatusNoContent && cw.status != http.StatusNotModified {
 		e.Header["Content-Length"] = []string{strconv.Itoa(len(cw.buf))}
 	}
-	if names := core.VaryNames(e.Header); len(names) > 0 {
-		e.VaryNames, e.VaryValues = names, core.VaryValues(names, lk.r.Header)
+	if names := httpcache.VaryNames(e.Header); len(names) > 0 {
+		e.VaryNames, e.VaryValues = names, httpcache.VaryValues(names, lk.r.Header)
 	}
 	target := &lk.shared
-	if cw.decision == core.StorePrivate {
+	if cw.decision == httpcache.StorePrivate {
 		target = &lk.private
 	}
 	if !hd.put(lk, target, e) {
 		return nil
 	}
-	if cw.decision == core.StorePrivate && lk.flightKey != lk.private.base {
+	if cw.decision == httpcache.StorePrivate && lk.flightKey != lk.private.base {
 		return nil
 	}
 	return e

@@ -41,7 +41,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Name is the plugin's YAML key.
@@ -60,12 +60,12 @@ const (
 	numEncodings = 3
 )
 
-// Registration declares the compression plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the compression pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseCompression,
-		Spec:  func() plugin.Spec { return newSpec() },
+		Phase: pipeline.PhaseCompression,
+		Spec:  func() pipeline.Spec { return newSpec() },
 		Build: build,
 	}
 }
@@ -82,7 +82,7 @@ type compressor struct {
 	maxDecode int64
 }
 
-func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	c := newCompressor(s.(*Spec))
 	for _, e := range c.prefs {
 		if err := c.pools[e].err; err != nil {

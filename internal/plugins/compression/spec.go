@@ -7,7 +7,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/httpsyntax"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Defaults and bounds of the settings.
@@ -67,7 +67,7 @@ type Spec struct {
 	MaxDecompressedSize *config.ByteSize `yaml:"max_decompressed_size"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // newSpec returns a Spec holding the defaults.
 func newSpec() *Spec {

@@ -2,7 +2,7 @@
 // preflights itself and sets the CORS response headers of every answer
 // according to one policy per route.
 //
-// It runs before authentication (plugin.PhaseCORS), so:
+// It runs before authentication (pipeline.PhaseCORS), so:
 //
 //   - a preflight (OPTIONS with Origin and Access-Control-Request-Method)
 //     is answered without credentials and never forwarded: 204 with the
@@ -28,22 +28,22 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // Name is the plugin's config key.
 const Name = "cors"
 
-// Registration declares the cors plugin. It is global-capable: set
+// Registration declares the cors pipeline. It is global-capable: set
 // globally, it also answers requests that match no route, so a 404 or 405
 // carries CORS headers a page can read.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:   Name,
-		Phase:  plugin.PhaseCORS,
+		Phase:  pipeline.PhaseCORS,
 		Global: true,
-		Spec:   func() plugin.Spec { return newSpec() },
+		Spec:   func() pipeline.Spec { return newSpec() },
 		Build:  build,
 	}
 }
@@ -105,7 +105,7 @@ type policy struct {
 }
 
 // build compiles the Spec.
-func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec, ok := s.(*Spec)
 	if !ok {
 		return nil, fmt.Errorf("cors: unexpected spec type %T", s)

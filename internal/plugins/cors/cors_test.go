@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
 	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 	"github.com/portico-gateway/portico/internal/problem"
@@ -337,8 +337,8 @@ func TestCORSHeadersOnInnerAuthRefusal(t *testing.T) {
 
 func TestNothingWrittenStillGetsHeaders(t *testing.T) {
 	t.Parallel()
-	h, err := plugin.Chain([]plugin.Configured{configure(t, `{allow_origins: ["`+app+`"]}`)},
-		plugin.BuildEnv{}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	h, err := pipeline.Chain([]pipeline.Configured{configure(t, `{allow_origins: ["`+app+`"]}`)},
+		pipeline.BuildEnv{}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	if err != nil {
 		t.Fatal(err)
 	}

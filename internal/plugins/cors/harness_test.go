@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
@@ -74,7 +74,7 @@ func startGateway(t *testing.T, settings string) *gateway {
 }
 
 // configure decodes and validates settings as the plugin registry does.
-func configure(t testing.TB, settings string) plugin.Configured {
+func configure(t testing.TB, settings string) pipeline.Configured {
 	t.Helper()
 	return plugintest.Configure(t, Registration(), settings)
 }

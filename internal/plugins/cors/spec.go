@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Defaults of the cors settings.
@@ -62,7 +62,7 @@ type Spec struct {
 	PrivateNetwork bool `yaml:"private_network"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // newSpec returns a Spec holding the defaults.
 func newSpec() *Spec {

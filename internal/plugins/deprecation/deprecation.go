@@ -22,18 +22,18 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Name is the plugin's config key.
 const Name = "deprecation"
 
-// Registration declares the deprecation plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the deprecation pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseResponseTransform,
-		Spec:  func() plugin.Spec { return &Spec{} },
+		Phase: pipeline.PhaseResponseTransform,
+		Spec:  func() pipeline.Spec { return &Spec{} },
 		Build: build,
 	}
 }
@@ -86,7 +86,7 @@ func (h *headers) apply(dst http.Header) {
 	}
 }
 
-func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	h, err := compile(s.(*Spec))
 	if err != nil {
 		return nil, err

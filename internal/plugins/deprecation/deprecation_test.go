@@ -12,7 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
@@ -187,7 +187,7 @@ func TestWebSocketUntouched(t *testing.T) {
 // underlying writer (http.ResponseController) and the head is completed by
 // a bare Write or Flush as well as by WriteHeader; 1xx heads stay clean.
 func TestWriterPassesThrough(t *testing.T) {
-	mw, err := build(&Spec{Since: "2026-01-01"}, &plugin.BuildEnv{})
+	mw, err := build(&Spec{Since: "2026-01-01"}, &pipeline.BuildEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,8 +271,8 @@ func TestValidate(t *testing.T) {
 
 func TestRegistration(t *testing.T) {
 	reg := Registration()
-	if reg.Name != "deprecation" || reg.Phase != plugin.PhaseResponseTransform || reg.Global {
-		t.Errorf("got %s/%d/global=%t, want deprecation/%d/global=false", reg.Name, reg.Phase, reg.Global, plugin.PhaseResponseTransform)
+	if reg.Name != "deprecation" || reg.Phase != pipeline.PhaseResponseTransform || reg.Global {
+		t.Errorf("got %s/%d/global=%t, want deprecation/%d/global=false", reg.Name, reg.Phase, reg.Global, pipeline.PhaseResponseTransform)
 	}
 }
 
@@ -286,7 +286,7 @@ func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func BenchmarkDeprecation(b *testing.B) {
 	mw, err := build(&Spec{Since: "2026-01-01", Sunset: "2026-07-01",
 		Link: "https://developer.example.com/migrate", SunsetLink: "https://developer.example.com/sunset"},
-		&plugin.BuildEnv{})
+		&pipeline.BuildEnv{})
 	if err != nil {
 		b.Fatal(err)
 	}

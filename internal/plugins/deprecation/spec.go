@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Spec configures deprecation.
@@ -29,7 +29,7 @@ type Spec struct {
 	SunsetLink string `yaml:"sunset_link"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 const timeSyntax = `must be an RFC 3339 date ("2026-01-01") or date-time ("2026-01-01T00:00:00Z")`
 

@@ -43,7 +43,7 @@ type call struct {
 
 // store is the long-lived state of one endpoint and client_id: the bounded
 // result cache, the calls in flight, and the connection pool. It lives in
-// plugin.Shared, so reloads keep it warm.
+// pipeline.Shared, so reloads keep it warm.
 type store struct {
 	mu      sync.Mutex
 	max     int

@@ -26,19 +26,19 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Name is the plugin's YAML key.
 const Name = "oauth2_introspection"
 
-// Registration declares the oauth2_introspection plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the oauth2_introspection pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseAuthenticate,
+		Phase: pipeline.PhaseAuthenticate,
 		Spec:  newSpec,
-		Build: func(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+		Build: func(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 			return build(s.(*Spec), env, time.Now)
 		},
 	}
@@ -51,23 +51,23 @@ const (
 )
 
 var (
-	failMissing = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeMissing,
+	failMissing = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeMissing,
 		Detail: "a bearer token is required"}
-	failMalformed = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
+	failMalformed = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
 		Detail: "the bearer token is malformed or too large", Presented: true}
-	failInactive = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
+	failInactive = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
 		Detail: "the token is not active", Presented: true}
-	failIssuer = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
+	failIssuer = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
 		Detail: "the token was issued by another issuer", Presented: true}
-	failAudience = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
+	failAudience = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
 		Detail: "the token is not meant for this audience", Presented: true}
-	failConsumer = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
+	failConsumer = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeInvalid,
 		Detail: "the token does not belong to a known consumer", Presented: true}
-	failUnavailable = plugin.AuthFailure{Status: http.StatusServiceUnavailable, RetryAfter: "5",
+	failUnavailable = pipeline.AuthFailure{Status: http.StatusServiceUnavailable, RetryAfter: "5",
 		Detail: "the token could not be verified; try again", Presented: true}
 )
 
-// handler is one route's compiled plugin.
+// handler is one route's compiled pipeline.
 type handler struct {
 	next      http.Handler
 	store     *store
@@ -78,7 +78,7 @@ type handler struct {
 
 	ttl, negTTL   time.Duration
 	scopes        []string
-	failScope     plugin.AuthFailure
+	failScope     pipeline.AuthFailure
 	issuer        string
 	audience      string
 	cookie, query string
@@ -87,10 +87,10 @@ type handler struct {
 }
 
 // build compiles spec; now is the clock (time.Now outside tests).
-func build(spec *Spec, env *plugin.BuildEnv, now func() time.Time) (plugin.Middleware, error) {
+func build(spec *Spec, env *pipeline.BuildEnv, now func() time.Time) (pipeline.Middleware, error) {
 	shared := env.Shared
 	if shared == nil {
-		shared = plugin.NewShared()
+		shared = pipeline.NewShared()
 	}
 	st := shared.Get("introspection:"+spec.Endpoint+"|"+spec.ClientID, func() any {
 		return newStore(spec.MaxCacheEntries)
@@ -123,7 +123,7 @@ func build(spec *Spec, env *plugin.BuildEnv, now func() time.Time) (plugin.Middl
 	}
 	if len(h.scopes) > 0 {
 		want := strings.Join(h.scopes, " ")
-		h.failScope = plugin.AuthFailure{Status: http.StatusForbidden,
+		h.failScope = pipeline.AuthFailure{Status: http.StatusForbidden,
 			Challenge: `Bearer realm="portico", error="insufficient_scope", scope="` + want + `"`,
 			Detail:    "the token lacks a required scope: " + want, Presented: true}
 	}
@@ -135,7 +135,7 @@ func build(spec *Spec, env *plugin.BuildEnv, now func() time.Time) (plugin.Middl
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := plugin.FromContext(r.Context())
+	ex := pipeline.FromContext(r.Context())
 	if ex == nil { // outside the gateway's edge there is nowhere to record a verdict
 		h.next.ServeHTTP(w, r)
 		return
@@ -145,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate records this plugin's verdict in ex.
-func (h *handler) authenticate(ex *plugin.Exchange, r *http.Request) {
+func (h *handler) authenticate(ex *pipeline.Exchange, r *http.Request) {
 	tok, src := h.token(r)
 	if src == srcNone {
 		ex.AuthFailed(failMissing)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
@@ -103,10 +103,10 @@ type edge struct {
 	upstream *httptest.Server
 	mu       sync.Mutex
 	seen     []*http.Request // what reached the upstream
-	last     *plugin.Exchange
+	last     *pipeline.Exchange
 }
 
-func newEdge(t *testing.T, mw plugin.Middleware) *edge {
+func newEdge(t *testing.T, mw pipeline.Middleware) *edge {
 	t.Helper()
 	e := &edge{}
 	e.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +119,7 @@ func newEdge(t *testing.T, mw plugin.Middleware) *edge {
 	u, _ := url.Parse(e.upstream.URL)
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	gate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		e.mu.Lock()
 		e.last = ex
 		e.mu.Unlock()
@@ -145,8 +145,8 @@ func newEdge(t *testing.T, mw plugin.Middleware) *edge {
 	})
 	h := mw(gate)
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: time.Now(), RequestID: "req-1"}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		ex := &pipeline.Exchange{Start: time.Now(), RequestID: "req-1"}
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	t.Cleanup(e.srv.Close)
 	return e
@@ -196,7 +196,7 @@ type setup struct {
 	edge  *edge
 	clock *clock
 	logs  *bytes.Buffer
-	env   *plugin.BuildEnv
+	env   *pipeline.BuildEnv
 }
 
 func start(t *testing.T, edit func(*Spec)) *setup {
@@ -214,7 +214,7 @@ func start(t *testing.T, edit func(*Spec)) *setup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &plugin.BuildEnv{Route: "r1", Shared: plugin.NewShared(), Consumers: reg,
+	env := &pipeline.BuildEnv{Route: "r1", Shared: pipeline.NewShared(), Consumers: reg,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	c := newClock()
 	mw, err := build(spec, env, c.now)
@@ -509,7 +509,7 @@ func TestConcurrentMissesMakeOneCall(t *testing.T) {
 }
 
 // waiters counts requests blocked on a call in flight for the idp's store.
-func waiters(env *plugin.BuildEnv, p *idp) int {
+func waiters(env *pipeline.BuildEnv, p *idp) int {
 	st := env.Shared.Get("introspection:"+p.srv.URL+"/introspect|portico gw", func() any { return nil }).(*store)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -720,15 +720,15 @@ func BenchmarkCachedHit(b *testing.B) {
 	spec := newSpec().(*Spec)
 	spec.Endpoint, spec.ClientID, spec.ClientSecret = p.srv.URL, "id", "secret"
 	spec.RequiredScopes = []string{"read"}
-	mw, err := build(spec, &plugin.BuildEnv{Shared: plugin.NewShared()}, time.Now)
+	mw, err := build(spec, &pipeline.BuildEnv{Shared: pipeline.NewShared()}, time.Now)
 	if err != nil {
 		b.Fatal(err)
 	}
 	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("Authorization", "Bearer tok")
-	ex := &plugin.Exchange{}
-	r = r.WithContext(plugin.NewContext(r.Context(), ex))
+	ex := &pipeline.Exchange{}
+	r = r.WithContext(pipeline.NewContext(r.Context(), ex))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r) // warm the cache
 	if ex.Auth.Passed != 1 {
@@ -736,7 +736,7 @@ func BenchmarkCachedHit(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		*ex = plugin.Exchange{}
+		*ex = pipeline.Exchange{}
 		h.ServeHTTP(w, r)
 	}
 	if p.calls.Load() != 1 {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Defaults and bounds.
@@ -59,9 +59,9 @@ type Spec struct {
 	HideCredentials bool `yaml:"hide_credentials"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
-func newSpec() plugin.Spec {
+func newSpec() pipeline.Spec {
 	return &Spec{
 		Timeout:         config.Duration(defaultTimeout),
 		TTL:             config.Duration(defaultTTL),

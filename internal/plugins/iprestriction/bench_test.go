@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // benchEntries returns n disjoint deny entries, half IPv4 /24s and half
@@ -44,13 +44,13 @@ func BenchmarkAllowed(b *testing.B) {
 func BenchmarkMiddleware(b *testing.B) {
 	for _, n := range []int{10, 10_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			mw, err := build(&Spec{Deny: benchEntries(n)}, &plugin.BuildEnv{})
+			mw, err := build(&Spec{Deny: benchEntries(n)}, &pipeline.BuildEnv{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r = r.WithContext(plugin.NewContext(r.Context(), &plugin.Exchange{ClientIP: netip.MustParseAddr("192.0.2.1")}))
+			r = r.WithContext(pipeline.NewContext(r.Context(), &pipeline.Exchange{ClientIP: netip.MustParseAddr("192.0.2.1")}))
 			w := httptest.NewRecorder()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -21,21 +21,21 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // Name is the plugin's config key.
 const Name = "ip_restriction"
 
-// Registration declares the ip_restriction plugin. It is Global: set in
+// Registration declares the ip_restriction pipeline. It is Global: set in
 // the top-level plugins, it also refuses requests that match no route, so
 // a refused address cannot probe which routes exist.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:   Name,
-		Phase:  plugin.PhaseIPRestriction,
-		Spec:   func() plugin.Spec { return &Spec{} },
+		Phase:  pipeline.PhaseIPRestriction,
+		Spec:   func() pipeline.Spec { return &Spec{} },
 		Build:  build,
 		Global: true,
 	}
@@ -84,7 +84,7 @@ func (p *policy) allowed(a netip.Addr) bool {
 	return p.allow.empty() || p.allow.contains(a)
 }
 
-func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec := s.(*Spec)
 	pol, err := compile(spec)
 	if err != nil {
@@ -97,7 +97,7 @@ func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var client netip.Addr
-			if ex := plugin.FromContext(r.Context()); ex != nil {
+			if ex := pipeline.FromContext(r.Context()); ex != nil {
 				client = ex.ClientIP
 			}
 			if !pol.allowed(client) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
@@ -245,8 +245,8 @@ func TestValidate(t *testing.T) {
 
 func TestRegistration(t *testing.T) {
 	reg := Registration()
-	if reg.Name != "ip_restriction" || reg.Phase != plugin.PhaseIPRestriction || !reg.Global {
-		t.Errorf("got %s/%d/global=%t, want ip_restriction/%d/global=true", reg.Name, reg.Phase, reg.Global, plugin.PhaseIPRestriction)
+	if reg.Name != "ip_restriction" || reg.Phase != pipeline.PhaseIPRestriction || !reg.Global {
+		t.Errorf("got %s/%d/global=%t, want ip_restriction/%d/global=true", reg.Name, reg.Phase, reg.Global, pipeline.PhaseIPRestriction)
 	}
 }
 

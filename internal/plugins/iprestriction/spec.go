@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // DefaultMessage is the detail of the 403 answer when the config sets none.
@@ -30,7 +30,7 @@ type Spec struct {
 	Message string `yaml:"message"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // Validate requires at least one non-empty list and checks every entry.
 func (s *Spec) Validate(p config.Path) error {

@@ -6,26 +6,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 func benchVerify(b *testing.B, specSrc, alg string, key any) {
-	v, err := newVerifier(decodeSpec(b, specSrc), &plugin.BuildEnv{}, time.Now)
+	v, err := newVerifier(decodeSpec(b, specSrc), &pipeline.BuildEnv{}, time.Now)
 	if err != nil {
 		b.Fatal(err)
 	}
 	passed := 0
 	h := v.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		passed += plugin.FromContext(r.Context()).Auth.Passed
+		passed += pipeline.FromContext(r.Context()).Auth.Passed
 	}))
-	ex := &plugin.Exchange{}
+	ex := &pipeline.Exchange{}
 	r := httptest.NewRequest("GET", "/api", nil)
-	r = r.WithContext(plugin.NewContext(r.Context(), ex))
+	r = r.WithContext(pipeline.NewContext(r.Context(), ex))
 	r.Header.Set("Authorization", "Bearer "+sign(b, alg, key, claimsAt(time.Now(), nil), ""))
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
-		*ex = plugin.Exchange{}
+		*ex = pipeline.Exchange{}
 		h.ServeHTTP(w, r)
 	}
 	if passed != b.N {

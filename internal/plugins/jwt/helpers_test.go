@@ -25,7 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
@@ -229,10 +229,10 @@ type gateway struct {
 	v   *verifier
 }
 
-func newGateway(t testing.TB, spec *Spec, env *plugin.BuildEnv, now func() time.Time) *gateway {
+func newGateway(t testing.TB, spec *Spec, env *pipeline.BuildEnv, now func() time.Time) *gateway {
 	t.Helper()
 	if env == nil {
-		env = &plugin.BuildEnv{}
+		env = &pipeline.BuildEnv{}
 	}
 	v, err := newVerifier(spec, env, now)
 	if err != nil {
@@ -251,7 +251,7 @@ func newGateway(t testing.TB, spec *Spec, env *plugin.BuildEnv, now func() time.
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	// The gate: a stand-in for the auth plugin, enough for these tests.
 	gate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		if ex.Auth.Passed == 0 {
 			f := ex.Auth.Failure
 			if f.Challenge != "" {
@@ -272,8 +272,8 @@ func newGateway(t testing.TB, spec *Spec, env *plugin.BuildEnv, now func() time.
 	})
 	h := v.middleware(gate)
 	edge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &plugin.Exchange{Start: time.Now(), RequestID: "req-1"}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		ex := &pipeline.Exchange{Start: time.Now(), RequestID: "req-1"}
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	t.Cleanup(edge.Close)
 	return &gateway{url: edge.URL, up: up, v: v}

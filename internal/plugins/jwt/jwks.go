@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Limits of remote key fetching.
@@ -26,7 +26,7 @@ const (
 )
 
 // remoteKeys is a key set fetched from a JWKS URL, or from the jwks_uri an
-// OpenID Connect issuer advertises. It lives in plugin.Shared under
+// OpenID Connect issuer advertises. It lives in pipeline.Shared under
 // "jwks:"+URL or "oidc:"+issuer, so reloads keep it warm; the first route
 // to ask for it sets its tuning.
 //
@@ -60,8 +60,8 @@ type remoteKeys struct {
 }
 
 var (
-	_ plugin.Runner  = (*remoteKeys)(nil)
-	_ plugin.Readier = (*remoteKeys)(nil)
+	_ pipeline.Runner  = (*remoteKeys)(nil)
+	_ pipeline.Readier = (*remoteKeys)(nil)
 )
 
 func newRemoteKeys(source string, discover bool, s *Spec, logger *slog.Logger) *remoteKeys {

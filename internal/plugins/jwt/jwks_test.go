@@ -14,13 +14,13 @@ import (
 
 	jwtlib "github.com/golang-jwt/jwt/v5"
 
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // jwksGateway builds a gateway whose remote key sets use clk.
 func jwksGateway(t *testing.T, specSrc string, clk *fakeClock) *gateway {
 	t.Helper()
-	g := newGateway(t, decodeSpec(t, specSrc), &plugin.BuildEnv{Shared: plugin.NewShared()}, clk.Now)
+	g := newGateway(t, decodeSpec(t, specSrc), &pipeline.BuildEnv{Shared: pipeline.NewShared()}, clk.Now)
 	for _, rk := range g.v.remotes {
 		rk.now = clk.Now
 	}
@@ -335,13 +335,13 @@ func TestOIDCDiscovery(t *testing.T) {
 func TestSharedKeySetSurvivesRebuild(t *testing.T) {
 	k := tk(t)
 	js := newJWKSServer(t, jwkOf(&k.rsa.PublicKey, "a", ""))
-	shared := plugin.NewShared()
+	shared := pipeline.NewShared()
 	spec := decodeSpec(t, "{algorithms: [RS256], jwks_url: '"+js.URL+"'}")
-	v1, err := newVerifier(spec, &plugin.BuildEnv{Shared: shared}, time.Now)
+	v1, err := newVerifier(spec, &pipeline.BuildEnv{Shared: shared}, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := newVerifier(spec, &plugin.BuildEnv{Shared: shared}, time.Now)
+	v2, err := newVerifier(spec, &pipeline.BuildEnv{Shared: shared}, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,21 +44,21 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
-// Registration declares the jwt plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the jwt pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:            "jwt",
-		Phase:           plugin.PhaseAuthenticate,
-		Spec:            func() plugin.Spec { return defaultSpec() },
+		Phase:           pipeline.PhaseAuthenticate,
+		Spec:            func() pipeline.Spec { return defaultSpec() },
 		Build:           build,
 		IdentityHeaders: identityHeaders,
 	}
 }
 
-func identityHeaders(s plugin.Spec) []string {
+func identityHeaders(s pipeline.Spec) []string {
 	spec := s.(*Spec)
 	out := make([]string, 0, len(spec.ClaimsToHeaders))
 	for _, h := range spec.ClaimsToHeaders {
@@ -127,7 +127,7 @@ type verifier struct {
 	hide    bool
 }
 
-func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	v, err := newVerifier(s.(*Spec), env, time.Now)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 	return v.middleware, nil
 }
 
-func newVerifier(spec *Spec, env *plugin.BuildEnv, now func() time.Time) (*verifier, error) {
+func newVerifier(spec *Spec, env *pipeline.BuildEnv, now func() time.Time) (*verifier, error) {
 	v := &verifier{
 		algs:     make(map[string]bool, len(spec.Algorithms)),
 		static:   make(map[string]any),
@@ -207,7 +207,7 @@ func newVerifier(spec *Spec, env *plugin.BuildEnv, now func() time.Time) (*verif
 	}
 	shared := env.Shared
 	if shared == nil {
-		shared = plugin.NewShared()
+		shared = pipeline.NewShared()
 	}
 	if spec.JWKSURL != "" {
 		v.remotes = append(v.remotes, shared.Get("jwks:"+spec.JWKSURL, func() any {
@@ -259,10 +259,10 @@ func newVerifier(spec *Spec, env *plugin.BuildEnv, now func() time.Time) (*verif
 
 func (v *verifier) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		if ex == nil {
-			ex = &plugin.Exchange{}
-			r = r.WithContext(plugin.NewContext(r.Context(), ex))
+			ex = &pipeline.Exchange{}
+			r = r.WithContext(pipeline.NewContext(r.Context(), ex))
 		}
 		v.authenticate(r, ex)
 		next.ServeHTTP(w, r)
@@ -270,10 +270,10 @@ func (v *verifier) middleware(next http.Handler) http.Handler {
 }
 
 // authenticate checks the request's token and records the outcome.
-func (v *verifier) authenticate(r *http.Request, ex *plugin.Exchange) {
+func (v *verifier) authenticate(r *http.Request, ex *pipeline.Exchange) {
 	raw, ok := v.token(r)
 	if !ok {
-		ex.AuthFailed(plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeMissing,
+		ex.AuthFailed(pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: challengeMissing,
 			Detail: "a bearer token is required"})
 		return
 	}
@@ -289,7 +289,7 @@ func (v *verifier) authenticate(r *http.Request, ex *plugin.Exchange) {
 	})
 	if err != nil {
 		if errors.Is(err, errKeysUnavailable) {
-			ex.AuthFailed(plugin.AuthFailure{Status: http.StatusServiceUnavailable, RetryAfter: retryAfterKeys,
+			ex.AuthFailed(pipeline.AuthFailure{Status: http.StatusServiceUnavailable, RetryAfter: retryAfterKeys,
 				Detail: "the token cannot be checked now", Presented: true})
 			return
 		}
@@ -308,7 +308,7 @@ func (v *verifier) authenticate(r *http.Request, ex *plugin.Exchange) {
 			if q.scope {
 				detail = "the token lacks a required scope"
 			}
-			ex.AuthFailed(plugin.AuthFailure{Status: http.StatusForbidden, Challenge: q.challenge,
+			ex.AuthFailed(pipeline.AuthFailure{Status: http.StatusForbidden, Challenge: q.challenge,
 				Detail: detail, Presented: true})
 			return
 		}
@@ -334,8 +334,8 @@ func (v *verifier) authenticate(r *http.Request, ex *plugin.Exchange) {
 	ex.AuthPassed(nil, "jwt:"+iss+"/"+sub)
 }
 
-func (v *verifier) invalid(ex *plugin.Exchange, reason string) {
-	ex.AuthFailed(plugin.AuthFailure{Status: http.StatusUnauthorized,
+func (v *verifier) invalid(ex *pipeline.Exchange, reason string) {
+	ex.AuthFailed(pipeline.AuthFailure{Status: http.StatusUnauthorized,
 		Challenge: challengeInvalid + reason + `"`, Detail: "invalid bearer token: " + reason, Presented: true})
 }
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 func yamlQuote(s string) string {
@@ -233,7 +233,7 @@ func TestConsumerCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := decodeSpec(t, "{algorithms: [HS256, RS256], consumer_credentials: true}")
-	g := newGateway(t, spec, &plugin.BuildEnv{Consumers: reg}, time.Now)
+	g := newGateway(t, spec, &pipeline.BuildEnv{Consumers: reg}, time.Now)
 	now := time.Now()
 	tests := []struct {
 		name         string
@@ -406,7 +406,7 @@ func TestSpecValidate(t *testing.T) {
 func FuzzAuthenticate(f *testing.F) {
 	k := tk(f)
 	spec := decodeSpec(f, "{algorithms: [HS256], secret: "+string(k.hmac)+"}")
-	v, err := newVerifier(spec, &plugin.BuildEnv{}, time.Now)
+	v, err := newVerifier(spec, &pipeline.BuildEnv{}, time.Now)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func FuzzAuthenticate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, auth string) {
 		r, _ := http.NewRequest("GET", "http://x/", nil)
 		r.Header["Authorization"] = []string{auth}
-		ex := &plugin.Exchange{}
+		ex := &pipeline.Exchange{}
 		v.authenticate(r, ex)
 		if ex.Auth.Passed != 0 {
 			t.Fatalf("got a forged token %q admitted", auth)
@@ -427,20 +427,20 @@ func FuzzAuthenticate(f *testing.F) {
 func TestRegistrationBuildsInAChain(t *testing.T) {
 	k := tk(t)
 	reg := Registration()
-	if reg.Name != "jwt" || reg.Phase != plugin.PhaseAuthenticate {
-		t.Fatalf("got %s at phase %d, want jwt at %d", reg.Name, reg.Phase, plugin.PhaseAuthenticate)
+	if reg.Name != "jwt" || reg.Phase != pipeline.PhaseAuthenticate {
+		t.Fatalf("got %s at phase %d, want jwt at %d", reg.Name, reg.Phase, pipeline.PhaseAuthenticate)
 	}
 	spec := decodeSpec(t, "{algorithms: [HS256], secret: "+string(k.hmac)+"}")
-	var got *plugin.Exchange
-	h, err := plugin.Chain([]plugin.Configured{{Reg: &reg, Spec: spec}}, plugin.BuildEnv{},
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = plugin.FromContext(r.Context()) }))
+	var got *pipeline.Exchange
+	h, err := pipeline.Chain([]pipeline.Configured{{Reg: &reg, Spec: spec}}, pipeline.BuildEnv{},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = pipeline.FromContext(r.Context()) }))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, _ := http.NewRequest("GET", "http://x/", nil)
 	r.Header.Set("Authorization", "Bearer "+sign(t, "HS256", k.hmac, claimsAt(time.Now(), nil), ""))
-	ex := &plugin.Exchange{}
-	h.ServeHTTP(nil, r.WithContext(plugin.NewContext(r.Context(), ex)))
+	ex := &pipeline.Exchange{}
+	h.ServeHTTP(nil, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	if got != ex || ex.Auth.Passed != 1 || ex.Subject != "user-1" || ex.Claims["aud"] != "orders" {
 		t.Errorf("got passed=%d subject=%q, want 1 and user-1 on the request's exchange", ex.Auth.Passed, ex.Subject)
 	}

@@ -11,14 +11,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // MaxTokenSize is the largest token the plugin parses; a bigger one is
 // refused as malformed without being decoded.
 const MaxTokenSize = 8 << 10
 
-// Spec configures the jwt plugin.
+// Spec configures the jwt pipeline.
 type Spec struct {
 	// Algorithms is the allow-list of signing algorithms: HS256, HS384,
 	// HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512,
@@ -94,7 +94,7 @@ type Spec struct {
 	issuers, audiences []string
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // defaultSpec returns the settings with their defaults.
 func defaultSpec() *Spec {

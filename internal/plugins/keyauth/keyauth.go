@@ -20,7 +20,7 @@ import (
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/httpsyntax"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Name is the plugin's config key.
@@ -43,7 +43,7 @@ type Spec struct {
 	HideCredentials bool `yaml:"hide_credentials"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // Validate checks that the key has somewhere to come from.
 func (s *Spec) Validate(p config.Path) error {
@@ -60,20 +60,20 @@ func (s *Spec) Validate(p config.Path) error {
 	return errors.Join(errs...)
 }
 
-// Registration declares the key_auth plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the key_auth pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseAuthenticate,
-		Spec:  func() plugin.Spec { return &Spec{Header: "X-API-Key"} },
+		Phase: pipeline.PhaseAuthenticate,
+		Spec:  func() pipeline.Spec { return &Spec{Header: "X-API-Key"} },
 		Build: build,
 	}
 }
 
 var (
-	missing = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
+	missing = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
 		Detail: "no API key found in request"}
-	invalid = plugin.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
+	invalid = pipeline.AuthFailure{Status: http.StatusUnauthorized, Challenge: Challenge,
 		Detail: "invalid API key", Presented: true}
 )
 
@@ -84,7 +84,7 @@ type keyAuth struct {
 	consumers *consumer.Registry
 }
 
-func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec := s.(*Spec)
 	k := &keyAuth{query: spec.Query, hide: spec.HideCredentials, consumers: env.Consumers}
 	if spec.Header != "" {
@@ -95,7 +95,7 @@ func build(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
 
 func (k *keyAuth) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		if ex == nil {
 			next.ServeHTTP(w, r)
 			return

@@ -10,7 +10,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
@@ -146,12 +146,12 @@ func TestCredentialIDHidesTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mw, err := keyauth.Registration().Build(&keyauth.Spec{Header: "X-API-Key"}, &plugin.BuildEnv{Consumers: reg})
+	mw, err := keyauth.Registration().Build(&keyauth.Spec{Header: "X-API-Key"}, &pipeline.BuildEnv{Consumers: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex := &plugin.Exchange{}
-	r := httptest.NewRequest("GET", "/", nil).WithContext(plugin.NewContext(t.Context(), ex))
+	ex := &pipeline.Exchange{}
+	r := httptest.NewRequest("GET", "/", nil).WithContext(pipeline.NewContext(t.Context(), ex))
 	r.Header.Set("X-API-Key", appKey)
 	mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(httptest.NewRecorder(), r)
 	if ex.Credential != want || ex.Consumer == nil || ex.Consumer.Name != "app" || ex.Auth.Passed != 1 {
@@ -185,22 +185,22 @@ func BenchmarkKeyAuth(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := plugin.BuildEnv{Consumers: reg}
+	env := pipeline.BuildEnv{Consumers: reg}
 	ka := keyauth.Registration()
 	gate := authgate.Registration()
-	h, err := plugin.Chain([]plugin.Configured{
+	h, err := pipeline.Chain([]pipeline.Configured{
 		{Reg: &ka, Spec: ka.Spec()}, {Reg: &gate, Spec: gate.Spec()},
 	}, env, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ex := &plugin.Exchange{}
-	r := httptest.NewRequest("GET", "/", nil).WithContext(plugin.NewContext(b.Context(), ex))
+	ex := &pipeline.Exchange{}
+	r := httptest.NewRequest("GET", "/", nil).WithContext(pipeline.NewContext(b.Context(), ex))
 	r.Header.Set("X-API-Key", appKey)
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
-		*ex = plugin.Exchange{}
+		*ex = pipeline.Exchange{}
 		h.ServeHTTP(w, r)
 		if ex.Consumer == nil {
 			b.Fatal("not authenticated")

@@ -22,7 +22,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/router"
@@ -35,7 +35,7 @@ const RequestID = "req-1"
 
 // Configure decodes src (YAML settings, "" for the defaults) into reg's
 // Spec strictly and validates it, as the plugin registry does.
-func Configure(t testing.TB, reg plugin.Registration, src string) plugin.Configured {
+func Configure(t testing.TB, reg pipeline.Registration, src string) pipeline.Configured {
 	t.Helper()
 	c, err := TryConfigure(reg, src)
 	if err != nil {
@@ -45,28 +45,28 @@ func Configure(t testing.TB, reg plugin.Registration, src string) plugin.Configu
 }
 
 // TryConfigure is Configure returning the decode or validation error.
-func TryConfigure(reg plugin.Registration, src string) (plugin.Configured, error) {
+func TryConfigure(reg pipeline.Registration, src string) (pipeline.Configured, error) {
 	p := config.Path{}.Key("routes[0].plugins").Key(reg.Name)
 	spec := reg.Spec()
 	if src != "" {
 		var doc yaml.Node
 		if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-			return plugin.Configured{}, err
+			return pipeline.Configured{}, err
 		}
 		if err := (&config.Config{}).DecodeNode(doc.Content[0], p, spec); err != nil {
-			return plugin.Configured{}, err
+			return pipeline.Configured{}, err
 		}
 	}
 	if err := spec.Validate(p); err != nil {
-		return plugin.Configured{}, err
+		return pipeline.Configured{}, err
 	}
-	return plugin.Configured{Reg: &reg, Spec: spec, Scope: plugin.ScopeRoute, Path: p}, nil
+	return pipeline.Configured{Reg: &reg, Spec: spec, Scope: pipeline.ScopeRoute, Path: p}, nil
 }
 
 // CheckConfigure configures reg from settings and checks the outcome: with
 // want nil the settings must be valid; otherwise the error must contain
 // every string of want. It returns the error.
-func CheckConfigure(t testing.TB, reg plugin.Registration, settings string, want []string) error {
+func CheckConfigure(t testing.TB, reg pipeline.Registration, settings string, want []string) error {
 	t.Helper()
 	_, err := TryConfigure(reg, settings)
 	switch {
@@ -94,7 +94,7 @@ type Options struct {
 	// Consumers are the config's consumers.
 	Consumers []config.Consumer
 	// Shared outlives the gateway when set (to test reloads); default new.
-	Shared *plugin.Shared
+	Shared *pipeline.Shared
 
 	// Upstream receives the proxied requests; default a new one answering
 	// with Respond.
@@ -131,7 +131,7 @@ type Gateway struct {
 // Build compiles plugins into a chain in front of the proxy and an
 // upstream and starts an edge; it returns the chain's build error instead
 // of failing.
-func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, error) {
+func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway, error) {
 	t.Helper()
 	if opts.Route == "" {
 		opts.Route = "test"
@@ -143,7 +143,7 @@ func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, 
 		opts.Listen = "127.0.0.1:0"
 	}
 	if opts.Shared == nil {
-		opts.Shared = plugin.NewShared()
+		opts.Shared = pipeline.NewShared()
 	}
 	g := &Gateway{Upstream: opts.Upstream}
 	target := opts.UpstreamURL
@@ -171,7 +171,7 @@ func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, 
 	}
 	chain := WithGate(plugins)
 	g.Identity = identityHeaders(chain)
-	h, err := plugin.Chain(chain, plugin.BuildEnv{Route: opts.Route, Service: opts.Service,
+	h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: opts.Route, Service: opts.Service,
 		Consumers: cons, Shared: opts.Shared}, proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
 	if err != nil {
 		return nil, err
@@ -185,14 +185,14 @@ func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, 
 		for _, name := range g.Identity {
 			delete(r.Header, name)
 		}
-		ex := &plugin.Exchange{Start: time.Now(), Route: opts.Route, Service: opts.Service,
+		ex := &pipeline.Exchange{Start: time.Now(), Route: opts.Route, Service: opts.Service,
 			RequestID: RequestID, UpstreamPath: r.URL.EscapedPath()}
 		if norm, err := router.NormalizePath(r.URL.EscapedPath()); err == nil {
 			ex.Path = norm
 		}
 		ex.ClientIP, ex.PeerTrusted = ClientIP(r, opts.TrustedProxies)
 		ex.Params = params(opts.Params, r.URL.Path)
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	_ = edge.Listener.Close()
 	edge.Listener = ln
@@ -208,7 +208,7 @@ func Build(t testing.TB, opts Options, plugins ...plugin.Configured) (*Gateway, 
 }
 
 // Start is Build failing the test on a build error.
-func Start(t testing.TB, opts Options, plugins ...plugin.Configured) *Gateway {
+func Start(t testing.TB, opts Options, plugins ...pipeline.Configured) *Gateway {
 	t.Helper()
 	g, err := Build(t, opts, plugins...)
 	if err != nil {
@@ -219,20 +219,20 @@ func Start(t testing.TB, opts Options, plugins ...plugin.Configured) *Gateway {
 
 // WithGate adds the auth gate with its defaults when the chain has an
 // authentication plugin and no gate, as the gateway's compiler does.
-func WithGate(chain []plugin.Configured) []plugin.Configured {
-	hasAuth := slices.ContainsFunc(chain, func(c plugin.Configured) bool { return c.Reg.Phase == plugin.PhaseAuthenticate })
-	hasGate := slices.ContainsFunc(chain, func(c plugin.Configured) bool { return c.Reg.Name == authgate.Name })
+func WithGate(chain []pipeline.Configured) []pipeline.Configured {
+	hasAuth := slices.ContainsFunc(chain, func(c pipeline.Configured) bool { return c.Reg.Phase == pipeline.PhaseAuthenticate })
+	hasGate := slices.ContainsFunc(chain, func(c pipeline.Configured) bool { return c.Reg.Name == authgate.Name })
 	if !hasAuth || hasGate {
 		return chain
 	}
 	reg := authgate.Registration()
-	return append(slices.Clone(chain), plugin.Configured{Reg: &reg, Spec: reg.Spec(), Scope: plugin.ScopeGlobal,
+	return append(slices.Clone(chain), pipeline.Configured{Reg: &reg, Spec: reg.Spec(), Scope: pipeline.ScopeGlobal,
 		Path: config.Path{}.Key("plugins").Key(authgate.Name)})
 }
 
 // identityHeaders returns the sorted canonical names of the headers the
 // chain's plugins set, which the gateway strips from every request.
-func identityHeaders(chain []plugin.Configured) []string {
+func identityHeaders(chain []pipeline.Configured) []string {
 	var names []string
 	for _, c := range chain {
 		if c.Reg.IdentityHeaders == nil {
@@ -247,7 +247,7 @@ func identityHeaders(chain []plugin.Configured) []string {
 }
 
 // params returns the named captures of re in path.
-func params(re *regexp.Regexp, path string) []plugin.Param {
+func params(re *regexp.Regexp, path string) []pipeline.Param {
 	if re == nil {
 		return nil
 	}
@@ -255,10 +255,10 @@ func params(re *regexp.Regexp, path string) []plugin.Param {
 	if m == nil {
 		return nil
 	}
-	var out []plugin.Param
+	var out []pipeline.Param
 	for i, name := range re.SubexpNames() {
 		if name != "" {
-			out = append(out, plugin.Param{Name: name, Value: m[i]})
+			out = append(out, pipeline.Param{Name: name, Value: m[i]})
 		}
 	}
 	return out

@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // consumersKey is the Shared key of the cache of consumer limiters.
@@ -19,15 +19,15 @@ const consumersKey = "ratelimit:consumers"
 // consumer, so a reload keeps them.
 type consumerSet struct {
 	mu    sync.Mutex
-	specs map[string]plugin.Spec // what lims were built from
+	specs map[string]pipeline.Spec // what lims were built from
 	store *config.Store
-	lims  map[string]*limiter
+	lims  map[string]*rateLimiter
 	err   error
 }
 
 // consumerLimiters returns the limiters of env.ConsumerPlugins by consumer
 // name (nil when no consumer sets rate_limit).
-func consumerLimiters(env *plugin.BuildEnv) (map[string]*limiter, error) {
+func consumerLimiters(env *pipeline.BuildEnv) (map[string]*rateLimiter, error) {
 	if len(env.ConsumerPlugins) == 0 {
 		return nil, nil
 	}
@@ -40,7 +40,7 @@ func consumerLimiters(env *plugin.BuildEnv) (map[string]*limiter, error) {
 	if !set.builtFrom(env) {
 		set.lims, set.err = buildConsumers(env)
 		set.store = env.Store
-		set.specs = make(map[string]plugin.Spec, len(env.ConsumerPlugins))
+		set.specs = make(map[string]pipeline.Spec, len(env.ConsumerPlugins))
 		for name, c := range env.ConsumerPlugins {
 			set.specs[name] = c.Spec
 		}
@@ -50,7 +50,7 @@ func consumerLimiters(env *plugin.BuildEnv) (map[string]*limiter, error) {
 
 // builtFrom reports whether the set was built from env's consumer specs
 // (the same decoded values, not equal ones) and store.
-func (s *consumerSet) builtFrom(env *plugin.BuildEnv) bool {
+func (s *consumerSet) builtFrom(env *pipeline.BuildEnv) bool {
 	if s.specs == nil || s.store != env.Store || len(s.specs) != len(env.ConsumerPlugins) {
 		return false
 	}
@@ -62,8 +62,8 @@ func (s *consumerSet) builtFrom(env *plugin.BuildEnv) bool {
 	return true
 }
 
-func buildConsumers(env *plugin.BuildEnv) (map[string]*limiter, error) {
-	lims := make(map[string]*limiter, len(env.ConsumerPlugins))
+func buildConsumers(env *pipeline.BuildEnv) (map[string]*rateLimiter, error) {
+	lims := make(map[string]*rateLimiter, len(env.ConsumerPlugins))
 	for _, name := range slices.Sorted(maps.Keys(env.ConsumerPlugins)) {
 		c := env.ConsumerPlugins[name]
 		sp, ok := c.Spec.(*Spec)
@@ -77,7 +77,7 @@ func buildConsumers(env *plugin.BuildEnv) (map[string]*limiter, error) {
 		s := specSettings(sp, keys)
 		s.consumer = name
 		e := *env
-		e.Scope = plugin.ScopeConsumer
+		e.Scope = pipeline.ScopeConsumer
 		e.Route, e.Service = "", ""
 		l, err := build(s, &e)
 		if err != nil {

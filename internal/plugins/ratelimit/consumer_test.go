@@ -7,25 +7,25 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
 	"github.com/portico-gateway/portico/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
 // consumerRL is a consumer's own rate_limit, as the gateway decodes it.
-func consumerRL(t *testing.T, src string) plugin.Configured {
+func consumerRL(t *testing.T, src string) pipeline.Configured {
 	t.Helper()
 	c := rl(t, src)
-	c.Scope = plugin.ScopeConsumer
+	c.Scope = pipeline.ScopeConsumer
 	return c
 }
 
 // consumerOnly is the rate_limit the gateway adds to a route without one
 // when some consumer sets its own: no limits of its own.
-func consumerOnly() plugin.Configured {
+func consumerOnly() pipeline.Configured {
 	reg := ratelimit.Registration()
-	return plugin.Configured{Reg: &reg, Spec: reg.Spec(), Scope: plugin.ScopeGlobal,
+	return pipeline.Configured{Reg: &reg, Spec: reg.Spec(), Scope: pipeline.ScopeGlobal,
 		Path: config.Path{}.Key("plugins").Key(ratelimit.Name)}
 }
 
@@ -35,16 +35,16 @@ func consumerOnly() plugin.Configured {
 // limits that consumer.
 func TestConsumerLimitAcrossRoutes(t *testing.T) {
 	t.Parallel()
-	c, shared := newClock(), plugin.NewShared()
+	c, shared := newClock(), pipeline.NewShared()
 	memory(shared, c)
 	routeLimit := "{limits: [{name: per_minute, limit: 5, window: 1m}]}"
 	g := start(t, setup{shared: shared,
 		routes: []route{
-			{"a", []plugin.Configured{rl(t, routeLimit)}},
-			{"b", []plugin.Configured{rl(t, routeLimit)}},
-			{"open", []plugin.Configured{consumerOnly()}},
+			{"a", []pipeline.Configured{rl(t, routeLimit)}},
+			{"b", []pipeline.Configured{rl(t, routeLimit)}},
+			{"open", []pipeline.Configured{consumerOnly()}},
 		},
-		consumers: map[string]plugin.Configured{
+		consumers: map[string]pipeline.Configured{
 			"gold": consumerRL(t, "{limits: [{name: per_minute, limit: 3, window: 1m}]}"),
 		},
 	})
@@ -91,11 +91,11 @@ func TestConsumerLimitAcrossRoutes(t *testing.T) {
 // replace the route's entirely, key and concurrency included.
 func TestConsumerLimitReplacesRouteSettings(t *testing.T) {
 	t.Parallel()
-	c, shared := newClock(), plugin.NewShared()
+	c, shared := newClock(), pipeline.NewShared()
 	memory(shared, c)
 	g := start(t, setup{shared: shared,
-		routes: []route{{"a", []plugin.Configured{rl(t, "{limits: [{limit: 1, window: 1m}], key: ip}")}}},
-		consumers: map[string]plugin.Configured{
+		routes: []route{{"a", []pipeline.Configured{rl(t, "{limits: [{limit: 1, window: 1m}], key: ip}")}}},
+		consumers: map[string]pipeline.Configured{
 			"gold": consumerRL(t, "{limits: [{limit: 100, window: 1m}], key: credential, headers: false}"),
 		},
 	})
@@ -121,10 +121,10 @@ func TestConsumerCountersInRedis(t *testing.T) {
 		OnError: "fail_closed", Instances: 1, KeyPrefix: "test:"}}
 	g := start(t, setup{store: store,
 		routes: []route{
-			{"a", []plugin.Configured{rl(t, "{limits: [{limit: 5, window: 1m}]}")}},
-			{"b", []plugin.Configured{consumerOnly()}},
+			{"a", []pipeline.Configured{rl(t, "{limits: [{limit: 5, window: 1m}]}")}},
+			{"b", []pipeline.Configured{consumerOnly()}},
 		},
-		consumers: map[string]plugin.Configured{
+		consumers: map[string]pipeline.Configured{
 			"gold": consumerRL(t, "{limits: [{name: per_minute, limit: 2, window: 1m, algorithm: fixed_window}]}"),
 		},
 	})
@@ -148,18 +148,18 @@ func TestConsumerCountersInRedis(t *testing.T) {
 // settings again, which rebuilds the consumer limiters; the counters stay.
 func TestConsumerCountersSurviveReload(t *testing.T) {
 	t.Parallel()
-	c, shared := newClock(), plugin.NewShared()
+	c, shared := newClock(), pipeline.NewShared()
 	memory(shared, c)
-	gold := map[string]plugin.Configured{"gold": consumerRL(t, "{limits: [{limit: 2, window: 1m}]}")}
+	gold := map[string]pipeline.Configured{"gold": consumerRL(t, "{limits: [{limit: 2, window: 1m}]}")}
 	g1 := start(t, setup{shared: shared, consumers: gold,
-		routes: []route{{"a", []plugin.Configured{consumerOnly()}}}})
+		routes: []route{{"a", []pipeline.Configured{consumerOnly()}}}})
 	if got := statuses(t, g1, 1, "/a", "X-Test-Consumer", "gold"); got != "200" {
 		t.Fatalf("first snapshot: got %s, want 200", got)
 	}
 	shared.Begin() // a reload: the same limit, decoded again
 	g2 := start(t, setup{shared: shared,
-		consumers: map[string]plugin.Configured{"gold": consumerRL(t, "{limits: [{limit: 2, window: 1m}]}")},
-		routes:    []route{{"a", []plugin.Configured{consumerOnly()}}}})
+		consumers: map[string]pipeline.Configured{"gold": consumerRL(t, "{limits: [{limit: 2, window: 1m}]}")},
+		routes:    []route{{"a", []pipeline.Configured{consumerOnly()}}}})
 	if got := statuses(t, g2, 2, "/a", "X-Test-Consumer", "gold"); got != "200 429" {
 		t.Errorf("after reload: got %s, want 200 429 (the counter kept)", got)
 	}

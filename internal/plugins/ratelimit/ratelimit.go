@@ -1,4 +1,5 @@
-// Package ratelimit implements two plugins.
+// Package ratelimit implements two plugins, on the decision engine in
+// internal/limiter.
 //
 // rate_limit (phase PhaseRateLimit, after authentication) limits requests
 // per key: the client address, the consumer, the credential, the route, a
@@ -45,9 +46,9 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/limiter"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
-	engine "github.com/portico-gateway/portico/internal/ratelimit"
 )
 
 // Names of the two plugins.
@@ -56,13 +57,13 @@ const (
 	IPName = "ip_rate_limit"
 )
 
-// Registration declares the rate_limit plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the rate_limit pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  Name,
-		Phase: plugin.PhaseRateLimit,
-		Spec:  func() plugin.Spec { return &Spec{Headers: true} },
-		Build: func(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+		Phase: pipeline.PhaseRateLimit,
+		Spec:  func() pipeline.Spec { return &Spec{Headers: true} },
+		Build: func(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 			sp := s.(*Spec)
 			keys, err := parseKeys(&sp.Key, config.Path{}.Key("key"))
 			if err != nil {
@@ -86,13 +87,13 @@ func specSettings(sp *Spec, keys []keyPart) settings {
 		headers: sp.Headers, xHeaders: sp.XHeaders, concurrency: sp.Concurrency, mode: sp.Mode, lease: sp.Lease}
 }
 
-// IPRegistration declares the ip_rate_limit plugin.
-func IPRegistration() plugin.Registration {
-	return plugin.Registration{
+// IPRegistration declares the ip_rate_limit pipeline.
+func IPRegistration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  IPName,
-		Phase: plugin.PhaseRateLimitEarly,
-		Spec:  func() plugin.Spec { return &IPSpec{Headers: true} },
-		Build: func(s plugin.Spec, env *plugin.BuildEnv) (plugin.Middleware, error) {
+		Phase: pipeline.PhaseRateLimitEarly,
+		Spec:  func() pipeline.Spec { return &IPSpec{Headers: true} },
+		Build: func(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 			sp := s.(*IPSpec)
 			l, err := build(settings{plugin: "ip:", limits: sp.Limits, keys: []keyPart{{kind: keyIP}}, share: sp.Share,
 				headers: sp.Headers, xHeaders: sp.XHeaders}, env)
@@ -130,12 +131,12 @@ type policy struct {
 }
 
 type compiledRule struct {
-	rule   engine.Rule
+	rule   limiter.Rule
 	prefix string // "rl:<namespace>:<limit name>:"
 }
 
-type limiter struct {
-	lim         engine.Limiter
+type rateLimiter struct {
+	lim         limiter.Limiter
 	namespace   string
 	base        policy
 	tiers       map[string]policy // nil unless tier: true
@@ -149,19 +150,19 @@ type limiter struct {
 	// consumers are the limiters of the consumers that set their own
 	// rate_limit, by consumer name: they decide those consumers' requests
 	// instead of this one. Shared by every route of a snapshot.
-	consumers map[string]*limiter
+	consumers map[string]*rateLimiter
 }
 
-func build(s settings, env *plugin.BuildEnv) (*limiter, error) {
+func build(s settings, env *pipeline.BuildEnv) (*rateLimiter, error) {
 	shared := env.Shared
 	if shared == nil {
-		shared = plugin.NewShared()
+		shared = pipeline.NewShared()
 	}
 	lim, err := limiterFor(shared, env, s)
 	if err != nil {
 		return nil, err
 	}
-	l := &limiter{
+	l := &rateLimiter{
 		lim:      lim,
 		keys:     s.keys,
 		headers:  s.headers,
@@ -175,9 +176,9 @@ func build(s settings, env *plugin.BuildEnv) (*limiter, error) {
 	case s.consumer != "":
 		l.namespace = "consumer:" + s.consumer
 		l.route = ""
-	case env.Scope == plugin.ScopeRoute:
+	case env.Scope == pipeline.ScopeRoute:
 		l.namespace = "route:" + env.Route
-	case env.Scope == plugin.ScopeService:
+	case env.Scope == pipeline.ScopeService:
 		l.namespace = "service:" + env.Service
 	default:
 		l.namespace = "global:"
@@ -203,13 +204,13 @@ func build(s settings, env *plugin.BuildEnv) (*limiter, error) {
 	return l, nil
 }
 
-func (l *limiter) compile(namePrefix string, limits []config.RateLimit) policy {
+func (l *rateLimiter) compile(namePrefix string, limits []config.RateLimit) policy {
 	p := policy{unlimited: len(limits) == 0}
 	for _, c := range limits {
 		c.ApplyDefaults()
 		name := namePrefix + c.Name
 		p.rules = append(p.rules, compiledRule{
-			rule: engine.Rule{Name: name, Limit: c.Limit, Window: c.Window.D(), Burst: c.Burst,
+			rule: limiter.Rule{Name: name, Limit: c.Limit, Window: c.Window.D(), Burst: c.Burst,
 				Algorithm: algorithm(c.Algorithm)},
 			prefix: "rl:" + l.namespace + ":" + name + ":",
 		})
@@ -217,22 +218,22 @@ func (l *limiter) compile(namePrefix string, limits []config.RateLimit) policy {
 	return p
 }
 
-func algorithm(s string) engine.Algorithm {
+func algorithm(s string) limiter.Algorithm {
 	switch s {
 	case "sliding_window":
-		return engine.SlidingWindow
+		return limiter.SlidingWindow
 	case "fixed_window":
-		return engine.FixedWindow
+		return limiter.FixedWindow
 	default:
-		return engine.GCRA
+		return limiter.GCRA
 	}
 }
 
-func (l *limiter) middleware(next http.Handler) http.Handler {
+func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := plugin.FromContext(r.Context())
+		ex := pipeline.FromContext(r.Context())
 		if ex == nil {
-			ex = &plugin.Exchange{}
+			ex = &pipeline.Exchange{}
 		}
 		if l.consumers != nil && ex.Consumer != nil {
 			if cl, ok := l.consumers[ex.Consumer.Name]; ok {
@@ -245,7 +246,7 @@ func (l *limiter) middleware(next http.Handler) http.Handler {
 }
 
 // serve decides r under l's limits and passes it to next or refuses it.
-func (l *limiter) serve(w http.ResponseWriter, r *http.Request, ex *plugin.Exchange, next http.Handler) {
+func (l *rateLimiter) serve(w http.ResponseWriter, r *http.Request, ex *pipeline.Exchange, next http.Handler) {
 	route := l.route
 	if route == "" {
 		route = ex.Route
@@ -272,8 +273,8 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, ex *plugin.Excha
 		next.ServeHTTP(w, r)
 		return
 	}
-	var shown engine.Decision
-	var denied *engine.Decision
+	var shown limiter.Decision
+	var denied *limiter.Decision
 	for i, cr := range pol.rules {
 		start := time.Now()
 		d, err := l.lim.Allow(r.Context(), cr.prefix+key, cr.rule)
@@ -281,7 +282,7 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, ex *plugin.Excha
 		if err != nil {
 			w.Header().Set("Retry-After", "1")
 			detail := "the rate limit could not be checked; retry shortly"
-			if !errors.Is(err, engine.ErrUnavailable) {
+			if !errors.Is(err, limiter.ErrUnavailable) {
 				detail = "the rate limit could not be checked"
 			}
 			problem.Write(w, r, http.StatusServiceUnavailable, "", detail)
@@ -310,7 +311,7 @@ func (l *limiter) serve(w http.ResponseWriter, r *http.Request, ex *plugin.Excha
 	next.ServeHTTP(w, r)
 }
 
-func (l *limiter) setHeaders(h http.Header, d engine.Decision) {
+func (l *rateLimiter) setHeaders(h http.Header, d limiter.Decision) {
 	limit, remaining, reset := strconv.FormatInt(d.Limit, 10), strconv.FormatInt(max(d.Remaining, 0), 10), resetSeconds(d.Reset)
 	if l.headers {
 		h.Set("RateLimit-Limit", limit)
@@ -341,7 +342,7 @@ func resetSeconds(d time.Duration) string {
 const maxKeyPart = 128
 
 // key builds the counter key of the request from the configured parts.
-func (l *limiter) key(r *http.Request, ex *plugin.Exchange) string {
+func (l *rateLimiter) key(r *http.Request, ex *pipeline.Exchange) string {
 	var b strings.Builder
 	for i, kp := range l.keys {
 		if i > 0 {
@@ -386,7 +387,7 @@ func (l *limiter) key(r *http.Request, ex *plugin.Exchange) string {
 	return b.String()
 }
 
-func writeIP(b *strings.Builder, ex *plugin.Exchange) {
+func writeIP(b *strings.Builder, ex *pipeline.Exchange) {
 	b.WriteString("ip=")
 	if ex.ClientIP.IsValid() {
 		b.WriteString(ex.ClientIP.Unmap().String())

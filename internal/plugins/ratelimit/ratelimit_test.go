@@ -16,10 +16,10 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/limiter"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
-	engine "github.com/portico-gateway/portico/internal/ratelimit"
 	"github.com/portico-gateway/portico/internal/redistest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,7 +47,7 @@ func (c *clock) Advance(d time.Duration) {
 // route is one route of a test gateway: its path prefix and its plugins.
 type route struct {
 	name    string
-	plugins []plugin.Configured
+	plugins []pipeline.Configured
 }
 
 // gateway is a real edge server in front of per-route chains and a real
@@ -64,13 +64,13 @@ type gateway struct {
 
 type setup struct {
 	routes  []route
-	shared  *plugin.Shared
+	shared  *pipeline.Shared
 	tiers   map[string]config.Tier
 	metrics prometheus.Registerer
 	store   *config.Store
-	scope   plugin.Scope // default ScopeRoute
+	scope   pipeline.Scope // default ScopeRoute
 	// consumers are the consumers' own rate_limit settings, by name.
-	consumers map[string]plugin.Configured
+	consumers map[string]pipeline.Configured
 }
 
 func start(t *testing.T, s setup) *gateway {
@@ -101,19 +101,19 @@ func start(t *testing.T, s setup) *gateway {
 		_, _ = io.Copy(w, resp.Body)
 	})
 	if s.shared == nil {
-		s.shared = plugin.NewShared()
+		s.shared = pipeline.NewShared()
 	}
 	if s.scope == 0 {
-		s.scope = plugin.ScopeRoute
+		s.scope = pipeline.ScopeRoute
 	}
 	handlers := make(map[string]http.Handler)
 	for _, rt := range s.routes {
-		chain := make([]plugin.Configured, len(rt.plugins))
+		chain := make([]pipeline.Configured, len(rt.plugins))
 		for i, c := range rt.plugins {
 			c.Scope = s.scope
 			chain[i] = c
 		}
-		h, err := plugin.Chain(chain, plugin.BuildEnv{Route: rt.name, Service: "svc", Shared: s.shared,
+		h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: rt.name, Service: "svc", Shared: s.shared,
 			Tiers: s.tiers, Metrics: s.metrics, Store: s.store, ConsumerPlugins: s.consumers}, proxy)
 		if err != nil {
 			t.Fatalf("build chain: %s", err.Error())
@@ -132,7 +132,7 @@ func start(t *testing.T, s setup) *gateway {
 		if p := r.Header.Get("X-Test-Peer"); p != "" {
 			ip = netip.MustParseAddr(p)
 		}
-		ex := &plugin.Exchange{Start: time.Now(), ClientIP: ip, Route: name, Service: "svc", RequestID: "req-1"}
+		ex := &pipeline.Exchange{Start: time.Now(), ClientIP: ip, Route: name, Service: "svc", RequestID: "req-1"}
 		if c := r.Header.Get("X-Test-Consumer"); c != "" {
 			id, tier, _ := strings.Cut(c, "/")
 			ex.Consumer = &consumer.Consumer{Name: id, ID: id, Tier: tier}
@@ -146,7 +146,7 @@ func start(t *testing.T, s setup) *gateway {
 				ex.Claims[strings.ToLower(claim)] = v[0]
 			}
 		}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
 	t.Cleanup(edge.Close)
 	g.url = edge.URL
@@ -154,8 +154,8 @@ func start(t *testing.T, s setup) *gateway {
 }
 
 // memory puts a memory limiter with a manual clock in shared.
-func memory(shared *plugin.Shared, c *clock) {
-	shared.Get(ratelimit.MemoryKey, func() any { return engine.NewMemory(engine.MemoryOptions{Now: c.Now, SweepInterval: -1}) })
+func memory(shared *pipeline.Shared, c *clock) {
+	shared.Get(ratelimit.MemoryKey, func() any { return limiter.NewMemory(limiter.MemoryOptions{Now: c.Now, SweepInterval: -1}) })
 }
 
 type result struct {
@@ -185,12 +185,12 @@ func do(t *testing.T, g *gateway, path string, header ...string) result {
 	return result{resp.StatusCode, resp.Header, string(b)}
 }
 
-func rl(t *testing.T, src string) plugin.Configured {
+func rl(t *testing.T, src string) pipeline.Configured {
 	t.Helper()
 	return authtest.Configure(t, ratelimit.Registration(), src)
 }
 
-func iprl(t *testing.T, src string) plugin.Configured {
+func iprl(t *testing.T, src string) pipeline.Configured {
 	t.Helper()
 	return authtest.Configure(t, ratelimit.IPRegistration(), src)
 }
@@ -207,9 +207,9 @@ func statuses(t *testing.T, g *gateway, n int, path string, header ...string) st
 
 func TestHeadersThroughASequence(t *testing.T) {
 	t.Parallel()
-	c, shared := newClock(), plugin.NewShared()
+	c, shared := newClock(), pipeline.NewShared()
 	memory(shared, c)
-	g := start(t, setup{shared: shared, routes: []route{{"a", []plugin.Configured{
+	g := start(t, setup{shared: shared, routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{limit: 3, window: 1m}], key: ip, x_headers: true}")}}}})
 	type want struct {
 		status                    int
@@ -253,9 +253,9 @@ func TestHeadersThroughASequence(t *testing.T) {
 
 func TestMostRestrictiveLimitIsReported(t *testing.T) {
 	t.Parallel()
-	c, shared := newClock(), plugin.NewShared()
+	c, shared := newClock(), pipeline.NewShared()
 	memory(shared, c)
-	g := start(t, setup{shared: shared, routes: []route{{"a", []plugin.Configured{
+	g := start(t, setup{shared: shared, routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{name: second, limit: 10, window: 1s}, {name: minute, limit: 3, window: 1m}], key: ip}")}}}})
 	r := do(t, g, "/a")
 	if got := r.header.Get("RateLimit-Limit") + "/" + r.header.Get("RateLimit-Remaining"); got != "3/2" {
@@ -268,7 +268,7 @@ func TestMostRestrictiveLimitIsReported(t *testing.T) {
 
 func TestNoHeadersWhenOff(t *testing.T) {
 	t.Parallel()
-	g := start(t, setup{routes: []route{{"a", []plugin.Configured{rl(t, "{limits: [{limit: 1, window: 1m}], headers: false}")}}}})
+	g := start(t, setup{routes: []route{{"a", []pipeline.Configured{rl(t, "{limits: [{limit: 1, window: 1m}], headers: false}")}}}})
 	r := do(t, g, "/a")
 	if r.status != 200 || r.header.Get("RateLimit-Limit") != "" {
 		t.Errorf("got %d with RateLimit-Limit %q, want 200 without it", r.status, r.header.Get("RateLimit-Limit"))
@@ -283,10 +283,10 @@ func TestRoutesCountApartUnlessShared(t *testing.T) {
 	spec := "{limits: [{limit: 2, window: 1m}], key: ip}"
 	shared := "{limits: [{limit: 2, window: 1m}], key: ip, share: pool}"
 	g := start(t, setup{routes: []route{
-		{"a", []plugin.Configured{rl(t, spec)}},
-		{"b", []plugin.Configured{rl(t, spec)}},
-		{"c", []plugin.Configured{rl(t, shared)}},
-		{"d", []plugin.Configured{rl(t, shared)}},
+		{"a", []pipeline.Configured{rl(t, spec)}},
+		{"b", []pipeline.Configured{rl(t, spec)}},
+		{"c", []pipeline.Configured{rl(t, shared)}},
+		{"d", []pipeline.Configured{rl(t, shared)}},
 	}})
 	if got := statuses(t, g, 3, "/a"); got != "200 200 429" {
 		t.Errorf("route a: got %s, want 200 200 429", got)
@@ -305,7 +305,7 @@ func TestRoutesCountApartUnlessShared(t *testing.T) {
 func TestIPRateLimitAndRateLimitNeverShareCounters(t *testing.T) {
 	t.Parallel()
 	g := start(t, setup{routes: []route{
-		{"a", []plugin.Configured{
+		{"a", []pipeline.Configured{
 			iprl(t, "{limits: [{name: per_min, limit: 3, window: 1m}]}"),
 			rl(t, "{limits: [{name: per_min, limit: 3, window: 1m}], key: ip}"),
 		}},
@@ -340,7 +340,7 @@ func TestKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := start(t, setup{routes: []route{{"a", []plugin.Configured{
+			g := start(t, setup{routes: []route{{"a", []pipeline.Configured{
 				rl(t, "{limits: [{limit: 1, window: 1m}], key: "+tt.key+"}")}}}})
 			if r := do(t, g, "/a", tt.same...); r.status != 200 {
 				t.Fatalf("first request: got %d, want 200", r.status)
@@ -359,7 +359,7 @@ func TestKeys(t *testing.T) {
 // the edge decided, not on X-Forwarded-For or X-Real-IP.
 func TestIPKeyIgnoresForwardedFor(t *testing.T) {
 	t.Parallel()
-	g := start(t, setup{routes: []route{{"a", []plugin.Configured{iprl(t, "{limits: [{limit: 2, window: 1m}]}")}}}})
+	g := start(t, setup{routes: []route{{"a", []pipeline.Configured{iprl(t, "{limits: [{limit: 2, window: 1m}]}")}}}})
 	var got []string
 	for i := range 3 {
 		r := do(t, g, "/a", "X-Forwarded-For", "192.0.2."+strconv.Itoa(i+1), "X-Real-IP", "198.51.100."+strconv.Itoa(i+1))
@@ -387,7 +387,7 @@ func TestTiers(t *testing.T) {
 			tl.RateLimit.Limits[i].ApplyDefaults()
 		}
 	}
-	g := start(t, setup{tiers: tiers, routes: []route{{"pay", []plugin.Configured{
+	g := start(t, setup{tiers: tiers, routes: []route{{"pay", []pipeline.Configured{
 		rl(t, "{tier: true, key: consumer, limits: [{limit: 1, window: 1m}]}")}}}})
 	tests := []struct {
 		consumer string
@@ -416,7 +416,7 @@ func TestTiers(t *testing.T) {
 
 func TestConcurrencyLimit(t *testing.T) {
 	t.Parallel()
-	g := start(t, setup{routes: []route{{"a", []plugin.Configured{
+	g := start(t, setup{routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{limit: 100, window: 1s}], key: ip, concurrency: 1}")}}}})
 	done := make(chan result)
 	go func() { done <- do(t, g, "/a/slow") }()
@@ -445,16 +445,16 @@ func TestConcurrencyLimit(t *testing.T) {
 // fail_closed, as the resilient limiter reports it.
 type unavailable struct{}
 
-func (unavailable) Allow(context.Context, string, engine.Rule) (engine.Decision, error) {
-	return engine.Decision{}, engine.ErrUnavailable
+func (unavailable) Allow(context.Context, string, limiter.Rule) (limiter.Decision, error) {
+	return limiter.Decision{}, limiter.ErrUnavailable
 }
 
 func TestFailClosed(t *testing.T) {
 	t.Parallel()
-	shared := plugin.NewShared()
-	shared.Get(ratelimit.MemoryKey, func() any { return engine.Limiter(unavailable{}) })
+	shared := pipeline.NewShared()
+	shared.Get(ratelimit.MemoryKey, func() any { return limiter.Limiter(unavailable{}) })
 	reg := prometheus.NewRegistry()
-	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []plugin.Configured{
+	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{limit: 100, window: 1s}], key: ip}")}}}})
 	r := do(t, g, "/a")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
@@ -471,12 +471,12 @@ func TestFailClosed(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	shared := plugin.NewShared()
-	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []plugin.Configured{
+	shared := pipeline.NewShared()
+	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{name: m, limit: 1, window: 1m}], key: ip}")}}}})
 	statuses(t, g, 3, "/a")
 	// A second build (a reload) reuses the registered collectors.
-	start(t, setup{shared: shared, metrics: reg, routes: []route{{"b", []plugin.Configured{rl(t, "{limits: [{limit: 1, window: 1m}]}")}}}})
+	start(t, setup{shared: shared, metrics: reg, routes: []route{{"b", []pipeline.Configured{rl(t, "{limits: [{limit: 1, window: 1m}]}")}}}})
 	got := counters(t, reg)
 	for name, want := range map[string]float64{
 		`portico_ratelimit_decisions_total{limit="m",result="allowed",route="a"}`: 1,
@@ -518,7 +518,7 @@ func counters(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		reg  plugin.Registration
+		reg  pipeline.Registration
 		src  string
 		want string
 	}{
@@ -600,10 +600,10 @@ func TestRedisFailOpen(t *testing.T) {
 
 func startWithStore(t *testing.T, store *config.Store, spec string) *gateway {
 	t.Helper()
-	shared := plugin.NewShared()
+	shared := pipeline.NewShared()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	g := start(t, setup{shared: shared, store: store, routes: []route{{"a", []plugin.Configured{rl(t, spec)}}}})
+	g := start(t, setup{shared: shared, store: store, routes: []route{{"a", []pipeline.Configured{rl(t, spec)}}}})
 	for _, r := range shared.TakePending() {
 		go r.Run(ctx)
 	}
@@ -652,7 +652,7 @@ func TestBatchedNeedsRedisAndFixedTiers(t *testing.T) {
 		{"tiers unused", "{limits: [{limit: 4, window: 1m, algorithm: fixed_window}], mode: batched}", store, ""},
 	}
 	for _, tt := range tests {
-		_, err := plugin.Chain([]plugin.Configured{rl(t, tt.spec)}, plugin.BuildEnv{Route: "r", Shared: plugin.NewShared(),
+		_, err := pipeline.Chain([]pipeline.Configured{rl(t, tt.spec)}, pipeline.BuildEnv{Route: "r", Shared: pipeline.NewShared(),
 			Tiers: tiers, Store: tt.store}, http.NotFoundHandler())
 		got := ""
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/httpsyntax"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -48,7 +48,7 @@ type Spec struct {
 	Lease int64 `yaml:"lease"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // IPSpec configures ip_rate_limit: limits per client address, applied
 // before authentication so credential checks are shielded from floods.
@@ -63,7 +63,7 @@ type IPSpec struct {
 	XHeaders bool `yaml:"x_headers"`
 }
 
-var _ plugin.Spec = (*IPSpec)(nil)
+var _ pipeline.Spec = (*IPSpec)(nil)
 
 // keyKind is one part of a counter key.
 type keyKind int
@@ -198,7 +198,7 @@ const (
 // checkBatched reports why s cannot run in batched mode with env: it needs
 // store.redis, and the tier limits it may use must be fixed_window too
 // (its own limits are checked by Validate).
-func checkBatched(s settings, env *plugin.BuildEnv) error {
+func checkBatched(s settings, env *pipeline.BuildEnv) error {
 	if s.mode != modeBatched {
 		return nil
 	}

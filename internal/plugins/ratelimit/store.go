@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portico-gateway/portico/internal/plugin"
-	engine "github.com/portico-gateway/portico/internal/ratelimit"
+	"github.com/portico-gateway/portico/internal/limiter"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/redisclient"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,7 +21,7 @@ const MemoryKey = "ratelimit:memory"
 // built is a Redis limiter (exact or batched) behind its resilient
 // wrapper. The server runs it to sweep the local fallback limiter.
 type built struct {
-	lim   engine.Limiter
+	lim   limiter.Limiter
 	local sweptMemory
 }
 
@@ -35,16 +35,16 @@ func (b *built) Run(ctx context.Context) {
 // limiterFor returns the long-lived limiter for store and s's mode: the
 // in-memory one, or a Redis one (exact, or batched with s's lease) behind
 // the resilient wrapper, named by its settings.
-func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine.Limiter, error) {
+func limiterFor(shared *pipeline.Shared, env *pipeline.BuildEnv, s settings) (limiter.Limiter, error) {
 	if err := checkBatched(s, env); err != nil {
 		return nil, err
 	}
 	store := env.Store
 	if store == nil || store.Redis == nil {
 		o := shared.Get(MemoryKey, func() any {
-			return sweptMemory{engine.NewMemory(engine.MemoryOptions{SweepInterval: -1})}
+			return sweptMemory{limiter.NewMemory(limiter.MemoryOptions{SweepInterval: -1})}
 		})
-		lim, ok := o.(engine.Limiter)
+		lim, ok := o.(limiter.Limiter)
 		if !ok {
 			return nil, errors.New("rate limit: shared memory limiter has the wrong type")
 		}
@@ -60,7 +60,7 @@ func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine
 		return nil, fmt.Errorf("rate limit store: %w", err)
 	}
 	conn := shared.Get(key+":conn", func() any {
-		r, err := engine.NewRedis(engine.RedisOptions{
+		r, err := limiter.NewRedis(limiter.RedisOptions{
 			Client:    client,
 			Timeout:   rc.Timeout.D(),
 			KeyPrefix: rc.KeyPrefix,
@@ -78,12 +78,12 @@ func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine
 		key += ":batched:" + strconv.FormatInt(s.lease, 10)
 	}
 	b := shared.Get(key, func() any {
-		var primary engine.Limiter = conn.r
+		var primary limiter.Limiter = conn.r
 		if s.mode == modeBatched {
-			primary = engine.NewBatched(conn.r, engine.BatchedOptions{LeaseSize: s.lease})
+			primary = limiter.NewBatched(conn.r, limiter.BatchedOptions{LeaseSize: s.lease})
 		}
-		local := engine.NewMemory(engine.MemoryOptions{SweepInterval: -1})
-		return &built{lim: engine.NewResilient(primary, engine.ResilientOptions{
+		local := limiter.NewMemory(limiter.MemoryOptions{SweepInterval: -1})
+		return &built{lim: limiter.NewResilient(primary, limiter.ResilientOptions{
 			Timeout:    rc.Timeout.D(),
 			FailClosed: rc.OnError == "fail_closed",
 			Instances:  rc.Instances,
@@ -97,12 +97,12 @@ func limiterFor(shared *plugin.Shared, env *plugin.BuildEnv, s settings) (engine
 // of one store (on the store's shared client), or the error that kept it
 // from being made.
 type redisConn struct {
-	r   *engine.Redis
+	r   *limiter.Redis
 	err error
 }
 
 // Close stops the limiter once no config names its store any more
-// (plugin.Shared retires it after a reload; the client is retired with it).
+// (pipeline.Shared retires it after a reload; the client is retired with it).
 func (c *redisConn) Close() error {
 	if c.r == nil {
 		return nil
@@ -115,7 +115,7 @@ const sweepInterval = 10 * time.Second
 
 // sweptMemory is the shared memory limiter; the server runs its sweeper
 // (Build starts no goroutines).
-type sweptMemory struct{ *engine.Memory }
+type sweptMemory struct{ *limiter.Memory }
 
 // Run drops idle keys every sweepInterval until ctx ends.
 func (m sweptMemory) Run(ctx context.Context) {
@@ -139,7 +139,7 @@ type metrics struct {
 	storeTime   prometheus.Histogram
 }
 
-func metricsFor(shared *plugin.Shared, reg prometheus.Registerer) *metrics {
+func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return nil
 	}

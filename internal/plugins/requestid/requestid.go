@@ -16,7 +16,7 @@ import (
 	"net/textproto"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // Spec configures request_id.
@@ -27,7 +27,7 @@ type Spec struct {
 	TrustIncoming bool `yaml:"trust_incoming"`
 }
 
-var _ plugin.Spec = (*Spec)(nil)
+var _ pipeline.Spec = (*Spec)(nil)
 
 // Validate checks the header name.
 func (s *Spec) Validate(p config.Path) error {
@@ -37,18 +37,18 @@ func (s *Spec) Validate(p config.Path) error {
 	return nil
 }
 
-// Registration declares the request_id plugin.
-func Registration() plugin.Registration {
-	return plugin.Registration{
+// Registration declares the request_id pipeline.
+func Registration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:   "request_id",
-		Phase:  plugin.PhaseRequestID,
+		Phase:  pipeline.PhaseRequestID,
 		Global: true,
-		Spec:   func() plugin.Spec { return &Spec{Header: "X-Request-ID", TrustIncoming: true} },
+		Spec:   func() pipeline.Spec { return &Spec{Header: "X-Request-ID", TrustIncoming: true} },
 		Build:  build,
 	}
 }
 
-func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func build(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec := s.(*Spec)
 	header := textproto.CanonicalMIMEHeaderKey(spec.Header)
 	trust := spec.TrustIncoming
@@ -71,7 +71,7 @@ func build(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
 			} else {
 				vals = []string{id}
 			}
-			if ex := plugin.FromContext(r.Context()); ex != nil {
+			if ex := pipeline.FromContext(r.Context()); ex != nil {
 				ex.RequestID = id
 			}
 			w.Header()[header] = vals[len(vals)-1:]

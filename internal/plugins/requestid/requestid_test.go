@@ -6,12 +6,12 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 func serve(t *testing.T, spec *Spec, reqHeader string) (resp, upstream, exchange string) {
 	t.Helper()
-	mw, err := build(spec, &plugin.BuildEnv{})
+	mw, err := build(spec, &pipeline.BuildEnv{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,8 +22,8 @@ func serve(t *testing.T, spec *Spec, reqHeader string) (resp, upstream, exchange
 	if reqHeader != "" {
 		r.Header.Set(spec.Header, reqHeader)
 	}
-	ex := &plugin.Exchange{}
-	r = r.WithContext(plugin.NewContext(r.Context(), ex))
+	ex := &pipeline.Exchange{}
+	r = r.WithContext(pipeline.NewContext(r.Context(), ex))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w.Header().Get(spec.Header), upstream, ex.RequestID
@@ -82,7 +82,7 @@ func TestSpecValidate(t *testing.T) {
 }
 
 func BenchmarkRequestID(b *testing.B) {
-	mw, _ := build(&Spec{Header: "X-Request-ID", TrustIncoming: true}, &plugin.BuildEnv{})
+	mw, _ := build(&Spec{Header: "X-Request-ID", TrustIncoming: true}, &pipeline.BuildEnv{})
 	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	r := httptest.NewRequest("GET", "/", nil)
 	w := httptest.NewRecorder()

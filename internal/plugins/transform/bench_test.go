@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/plugintest"
 )
 
@@ -22,10 +22,10 @@ func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
-func buildMiddleware(b *testing.B, reg plugin.Registration, src string) plugin.Middleware {
+func buildMiddleware(b *testing.B, reg pipeline.Registration, src string) pipeline.Middleware {
 	b.Helper()
 	c := plugintest.Configure(b, reg, src)
-	mw, err := reg.Build(c.Spec, &plugin.BuildEnv{})
+	mw, err := reg.Build(c.Spec, &pipeline.BuildEnv{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -44,9 +44,9 @@ headers:
 `)
 	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	r := httptest.NewRequest("GET", "/orders/1", nil)
-	ex := &plugin.Exchange{RequestID: "0123456789abcdef", Route: "orders", Service: "svc", UpstreamPath: "/orders/1",
+	ex := &pipeline.Exchange{RequestID: "0123456789abcdef", Route: "orders", Service: "svc", UpstreamPath: "/orders/1",
 		Consumer: &consumer.Consumer{Name: "app", ID: "app-1"}}
-	r = r.WithContext(plugin.NewContext(r.Context(), ex))
+	r = r.WithContext(pipeline.NewContext(r.Context(), ex))
 	debug, old := []string{"1"}, []string{"o"}
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
@@ -74,7 +74,7 @@ headers:
 		_, _ = w.Write([]byte("ok"))
 	}))
 	r := httptest.NewRequest("GET", "/", nil)
-	r = r.WithContext(plugin.NewContext(r.Context(), &plugin.Exchange{Start: time.Now()}))
+	r = r.WithContext(pipeline.NewContext(r.Context(), &pipeline.Exchange{Start: time.Now()}))
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -106,7 +106,7 @@ func BenchmarkResponseFilter4KB(b *testing.B) {
 		_, _ = w.Write(doc)
 	}))
 	r := httptest.NewRequest("GET", "/", nil)
-	r = r.WithContext(plugin.NewContext(r.Context(), &plugin.Exchange{Start: time.Now()}))
+	r = r.WithContext(pipeline.NewContext(r.Context(), &pipeline.Exchange{Start: time.Now()}))
 	w := &discardWriter{h: http.Header{}}
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()
@@ -142,7 +142,7 @@ func BenchmarkRequestBody4KB(b *testing.B) {
 	doc := doc4K()
 	mw := buildMiddleware(b, RequestRegistration(), `{body: {remove: [items.description], set: {source: "$(route)"}}}`)
 	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	ex := &plugin.Exchange{Route: "orders"}
+	ex := &pipeline.Exchange{Route: "orders"}
 	w := &discardWriter{h: http.Header{}}
 	b.SetBytes(int64(len(doc)))
 	b.ReportAllocs()
@@ -150,6 +150,6 @@ func BenchmarkRequestBody4KB(b *testing.B) {
 	for b.Loop() {
 		r := httptest.NewRequest("POST", "/", bytes.NewReader(doc))
 		r.Header["Content-Type"] = []string{"application/json"}
-		h.ServeHTTP(w, r.WithContext(plugin.NewContext(r.Context(), ex)))
+		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // TestExampleConfig decodes and validates every request_transform and
@@ -22,7 +22,7 @@ func TestExampleConfig(t *testing.T) {
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		t.Fatal(err)
 	}
-	regs := map[string]plugin.Registration{"request_transform": RequestRegistration(), "response_transform": ResponseRegistration()}
+	regs := map[string]pipeline.Registration{"request_transform": RequestRegistration(), "response_transform": ResponseRegistration()}
 	found := 0
 	check := func(plugins *yaml.Node, p config.Path) {
 		for i := 0; i+1 < len(plugins.Content); i += 2 {
@@ -41,7 +41,7 @@ func TestExampleConfig(t *testing.T) {
 				t.Errorf("validate: %s", err.Error())
 				continue
 			}
-			if _, err := reg.Build(spec, &plugin.BuildEnv{}); err != nil {
+			if _, err := reg.Build(spec, &pipeline.BuildEnv{}); err != nil {
 				t.Errorf("build %s: %s", pp, err.Error())
 			}
 		}

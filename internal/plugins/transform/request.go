@@ -38,19 +38,19 @@ import (
 	"sync"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // maxBodyLimit bounds max_size: bodies are held in memory while rewritten.
 const maxBodyLimit = 64 << 20
 
-// RequestRegistration declares the request_transform plugin.
-func RequestRegistration() plugin.Registration {
-	return plugin.Registration{
+// RequestRegistration declares the request_transform pipeline.
+func RequestRegistration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  "request_transform",
-		Phase: plugin.PhaseRequestTransform,
-		Spec: func() plugin.Spec {
+		Phase: pipeline.PhaseRequestTransform,
+		Spec: func() pipeline.Spec {
 			return &RequestSpec{Body: RequestBodySpec{MaxSize: DefaultMaxBody, OnInvalid: "pass"}}
 		},
 		Build: buildRequest,
@@ -119,7 +119,7 @@ func checkMaxSize(s config.ByteSize, p config.Path) error {
 	return nil
 }
 
-func buildRequest(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func buildRequest(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	t, err := compileRequest(s.(*RequestSpec), config.Path{})
 	if err != nil {
 		return nil, err
@@ -136,9 +136,9 @@ func buildRequest(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) 
 
 // serve changes r and hands it to next.
 func (t *requestTransform) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	ex := plugin.FromContext(r.Context())
+	ex := pipeline.FromContext(r.Context())
 	if ex == nil {
-		ex = &plugin.Exchange{UpstreamPath: r.URL.EscapedPath()}
+		ex = &pipeline.Exchange{UpstreamPath: r.URL.EscapedPath()}
 	}
 	in := input{r: r, ex: ex}
 	if t.body != nil {

@@ -9,15 +9,15 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
-// ResponseRegistration declares the response_transform plugin.
-func ResponseRegistration() plugin.Registration {
-	return plugin.Registration{
+// ResponseRegistration declares the response_transform pipeline.
+func ResponseRegistration() pipeline.Registration {
+	return pipeline.Registration{
 		Name:  "response_transform",
-		Phase: plugin.PhaseResponseTransform,
-		Spec:  func() plugin.Spec { return &ResponseSpec{Body: ResponseBodySpec{MaxSize: DefaultMaxBody}} },
+		Phase: pipeline.PhaseResponseTransform,
+		Spec:  func() pipeline.Spec { return &ResponseSpec{Body: ResponseBodySpec{MaxSize: DefaultMaxBody}} },
 		Build: buildResponse,
 	}
 }
@@ -57,7 +57,7 @@ func compileResponse(s *ResponseSpec, p config.Path) (*responseTransform, error)
 	return t, nil
 }
 
-func buildResponse(s plugin.Spec, _ *plugin.BuildEnv) (plugin.Middleware, error) {
+func buildResponse(s pipeline.Spec, _ *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	t, err := compileResponse(s.(*ResponseSpec), config.Path{})
 	if err != nil {
 		return nil, err
@@ -76,9 +76,9 @@ var writerPool = sync.Pool{New: func() any { return new(respWriter) }}
 
 // serve runs next with a writer that transforms the response.
 func (t *responseTransform) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	ex := plugin.FromContext(r.Context())
+	ex := pipeline.FromContext(r.Context())
 	if ex == nil {
-		ex = &plugin.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath()}
+		ex = &pipeline.Exchange{Start: time.Now(), UpstreamPath: r.URL.EscapedPath()}
 	}
 	if t.bodyOps() {
 		// A compressed body could not be filtered; the compression
@@ -105,7 +105,7 @@ func (t *responseTransform) serve(w http.ResponseWriter, r *http.Request, next h
 type respWriter struct {
 	w  http.ResponseWriter
 	r  *http.Request
-	ex *plugin.Exchange
+	ex *pipeline.Exchange
 	t  *responseTransform
 
 	wroteHeader bool

@@ -11,7 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // DefaultMaxBody is the largest JSON body the body operations rewrite
@@ -90,7 +90,7 @@ type RequestSpec struct {
 	Body RequestBodySpec `yaml:"body"`
 }
 
-var _ plugin.Spec = (*RequestSpec)(nil)
+var _ pipeline.Spec = (*RequestSpec)(nil)
 
 // ResponseBodySpec are the operations on a JSON response body.
 type ResponseBodySpec struct {
@@ -121,7 +121,7 @@ type ResponseSpec struct {
 	Body ResponseBodySpec `yaml:"body"`
 }
 
-var _ plugin.Spec = (*ResponseSpec)(nil)
+var _ pipeline.Spec = (*ResponseSpec)(nil)
 
 // Validate compiles the settings and reports every problem.
 func (s *RequestSpec) Validate(p config.Path) error {

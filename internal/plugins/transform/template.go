@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // This file is the template engine. A template is a string with $(var)
@@ -182,7 +182,7 @@ func parseVar(name string, response bool) (part, error) {
 // input is what a template reads for one request.
 type input struct {
 	r       *http.Request
-	ex      *plugin.Exchange
+	ex      *pipeline.Exchange
 	status  int
 	latency time.Duration
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/portico-gateway/portico/internal/plugin"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/jwt"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
 	"github.com/portico-gateway/portico/internal/plugins/plugintest"
@@ -180,7 +180,7 @@ func TestBuildRefusesUnknownVariable(t *testing.T) {
 	t.Parallel()
 	s := RequestRegistration().Spec().(*RequestSpec)
 	s.Headers.Set = map[string]string{"X-A": "$(consumer.tier)"}
-	_, err := buildRequest(s, &plugin.BuildEnv{})
+	_, err := buildRequest(s, &pipeline.BuildEnv{})
 	if err == nil {
 		t.Fatal("got no error, want the unknown variable refused")
 	}
@@ -193,7 +193,7 @@ func TestParseAndRender(t *testing.T) {
 	t.Parallel()
 	r, _ := http.NewRequest("PUT", "http://x/a?b=c%26d&b=2&e", nil)
 	r.Header.Set("X-In", "v\r\nx")
-	ex := &plugin.Exchange{RequestID: "id", UpstreamPath: "/up", Params: []plugin.Param{{Name: "p", Value: "1"}},
+	ex := &pipeline.Exchange{RequestID: "id", UpstreamPath: "/up", Params: []pipeline.Param{{Name: "p", Value: "1"}},
 		Consumer: &consumer.Consumer{Name: "n", ID: "i"},
 		Claims:   map[string]any{"s": "str", "n": 1.5e300, "arr": []any{"a", 2.0, false}, "nested": map[string]any{"k": "v"}}}
 	in := &input{r: r, ex: ex, status: 503, latency: 1500 * time.Microsecond}
@@ -233,7 +233,7 @@ func FuzzParseTemplate(f *testing.F) {
 		f.Add(s)
 	}
 	r, _ := http.NewRequest("GET", "http://x/?a=1", nil)
-	in := &input{r: r, ex: &plugin.Exchange{}}
+	in := &input{r: r, ex: &pipeline.Exchange{}}
 	f.Fuzz(func(t *testing.T, s string) {
 		tm, err := parseTemplate(s, true)
 		if err != nil {

@@ -1,0 +1,151 @@
+// Package pipeline defines how a Portico plugin is declared, configured,
+// validated, compiled and placed in the request chain.
+//
+// A plugin is a Registration: a YAML name, a fixed Phase, a constructor for
+// its typed Spec (the settings, with defaults) and a Build function that
+// turns a validated Spec into a Middleware. Build runs at config compile
+// time, once per route that uses the plugin: all parsing, regexp compilation
+// and lookup tables happen there, never per request.
+//
+// The order of plugins is code, not data: Chain sorts a route's plugins by
+// Phase and folds them once, so no config can put rate limiting before
+// authentication. Plugins may be set globally, on a service, or on a route;
+// for the same name the most specific scope wins (Resolve). A consumer may
+// set rate_limit for itself (ScopeConsumer); the plugin applies it to that
+// consumer's requests on every route.
+package pipeline
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Middleware wraps the next handler of the chain. It is plain net/http so
+// plugins compose with the standard library.
+type Middleware func(next http.Handler) http.Handler
+
+// Spec is a plugin's typed configuration. Validate is pure (no I/O) and
+// returns every problem it finds, each built with p.Errorf.
+type Spec interface {
+	Validate(p config.Path) error
+}
+
+// Phase is a plugin's fixed slot in the chain. Lower phases wrap higher
+// ones: a request passes the phases in ascending order on its way to the
+// upstream, and the response passes them in descending order on its way
+// back.
+type Phase int
+
+// The phases, outermost first. The gaps leave room for later plugins.
+const (
+	PhaseRequestID         Phase = 10  // request id (the client IP is resolved before any phase)
+	PhaseObserve           Phase = 20  // access log: sees the final status of everything inside
+	PhaseIPRestriction     Phase = 30  // allow/deny by client address
+	PhaseCORS              Phase = 40  // answers preflight before auth
+	PhaseCompression       Phase = 50  // encodes whatever the inner phases answer
+	PhaseLimits            Phase = 60  // request size limits
+	PhaseRateLimitEarly    Phase = 65  // ip_rate_limit: per-address limits before credentials are checked
+	PhaseAuthenticate      Phase = 70  // jwt, key_auth, basic_auth, introspection: record, never refuse
+	PhaseAuthGate          Phase = 75  // auth: admits (any/all, anonymous) or refuses, sets identity headers
+	PhaseAuthorize         Phase = 80  // acl
+	PhaseRateLimit         Phase = 90  // rate and concurrency limits
+	PhaseRequestTransform  Phase = 100 // header/query/body changes toward the upstream
+	PhaseResponseTransform Phase = 110 // header/body changes toward the client
+	PhaseCache             Phase = 120 // answers from cache or stores on the way back
+)
+
+// Scope says where a plugin instance was configured.
+type Scope int
+
+// Scopes, least specific first.
+const (
+	ScopeGlobal Scope = iota
+	ScopeService
+	ScopeRoute
+	// ScopeConsumer is a plugin set on a consumer (consumers[i].plugins):
+	// it applies to that consumer's requests on every route.
+	ScopeConsumer
+)
+
+func (s Scope) String() string {
+	switch s {
+	case ScopeService:
+		return "service"
+	case ScopeRoute:
+		return "route"
+	case ScopeConsumer:
+		return "consumer"
+	default:
+		return "global"
+	}
+}
+
+// Registration declares one plugin. The full set is listed explicitly in
+// package plugins (all.go).
+type Registration struct {
+	// Name is the YAML key, e.g. "rate_limit".
+	Name string
+	// Phase is the plugin's fixed slot.
+	Phase Phase
+	// Spec returns a new Spec holding the defaults; YAML decodes over it.
+	Spec func() Spec
+	// Build compiles a validated Spec for one route (or for the global chain
+	// of unmatched requests, where env.Route is "").
+	Build func(s Spec, env *BuildEnv) (Middleware, error)
+	// Global reports whether the plugin also runs for requests that match no
+	// route (404, 405, 400). Only plugins that need no route may say so.
+	Global bool
+	// IdentityHeaders, when set, names the request headers the plugin sets
+	// to tell the upstream who the caller is. The gateway removes
+	// client-sent copies of every such header on every route, before any
+	// plugin runs, so no client can forge them.
+	IdentityHeaders func(s Spec) []string
+}
+
+// BuildEnv is what Build may use: where the plugin instance sits, and the
+// shared registries that outlive a single config snapshot. Plugins never
+// reach for globals.
+type BuildEnv struct {
+	// Scope is where this plugin's settings were written.
+	Scope Scope
+	// Route and Service name what the chain serves ("" for the unmatched
+	// chain and for services of the unmatched chain).
+	Route   string
+	Service string
+	// Logger is the gateway's logger.
+	Logger *slog.Logger
+	// Sinks opens shared log outputs by name (see package telemetry).
+	Sinks LogSinks
+	// Consumers are the config's known callers.
+	Consumers *consumer.Registry
+	// Shared holds state that outlives a snapshot (key sets, token caches).
+	Shared *Shared
+	// Store is the config's shared-state store (nil: keep state in memory).
+	Store *config.Store
+	// Tiers are the config's rate-limit tiers, by name.
+	Tiers map[string]config.Tier
+	// ConsumerPlugins are the plugins set on consumers, by consumer name
+	// (only rate_limit may be); nil when no consumer sets one.
+	ConsumerPlugins map[string]Configured
+	// Metrics registers a plugin's Prometheus collectors (nil: no metrics).
+	// Collectors that outlive a snapshot are created once, in Shared.
+	Metrics prometheus.Registerer
+}
+
+// LogSinks hands out shared, reference-counted log outputs that survive
+// config reloads and can be reopened for rotation.
+type LogSinks interface {
+	// Sink returns the output named by spec: "stdout", "stderr", or a file
+	// path. Opening a file is the only I/O a Build may do.
+	Sink(spec string) (Sink, error)
+}
+
+// Sink is one log output: buffered, safe for concurrent use.
+type Sink interface {
+	// Write writes one complete log line (with its trailing newline).
+	Write(line []byte) (int, error)
+}
