@@ -7,10 +7,12 @@ import (
 )
 
 // Shared holds plugin state that must outlive a config snapshot (a JWKS
-// key set and its refresher, a token cache, a Redis client), keyed by a
-// name the plugin chooses (for example "jwks:" + URL). Build calls Get,
-// which creates the object once; later snapshots that ask for the same key
-// get the same object, so a reload keeps the keys and caches warm.
+// key set and its refresher, a token cache, a Redis client), each under a
+// typed Key the plugin chooses (for example NewKey[*KeySet]("jwks:" + URL)).
+// Build calls Get, which creates the object once; later snapshots that ask
+// for the same key get the same object, so a reload keeps the keys and
+// caches warm. The key carries the object's type, so what Get returns needs
+// no cast and two keys of different types never meet, even under one name.
 //
 // Build must not start goroutines. An object that needs background work
 // implements Runner; the server starts Run for each new object after the
@@ -26,7 +28,7 @@ import (
 type Shared struct {
 	mu      sync.Mutex
 	gen     uint64
-	objects map[string]*sharedEntry
+	objects map[any]*sharedEntry // by Key[T] value: its type is part of it
 	pending []*sharedEntry
 }
 
@@ -47,8 +49,17 @@ type Readier interface {
 	Ready() bool
 }
 
+// Key names one object in Shared and fixes its type.
+type Key[T any] struct{ name string }
+
+// NewKey returns the key of the object of type T called name.
+func NewKey[T any](name string) Key[T] { return Key[T]{name: name} }
+
+// String returns the key's name.
+func (k Key[T]) String() string { return k.name }
+
 // NewShared returns an empty registry.
-func NewShared() *Shared { return &Shared{objects: make(map[string]*sharedEntry)} }
+func NewShared() *Shared { return &Shared{objects: make(map[any]*sharedEntry)} }
 
 // Begin starts a new generation: the keys the next compile asks for.
 func (s *Shared) Begin() {
@@ -57,21 +68,34 @@ func (s *Shared) Begin() {
 	s.mu.Unlock()
 }
 
-// Get returns the object under key, calling create to make it the first
+// Get returns the object under k, calling create to make it the first
 // time, and marks it used by the current generation.
-func (s *Shared) Get(key string, create func() any) any {
+func Get[T any](s *Shared, k Key[T], create func() T) T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.objects[key]; ok {
+	if e, ok := s.objects[k]; ok {
 		e.gen = s.gen
-		return e.obj
+		return e.obj.(T)
 	}
-	e := &sharedEntry{obj: create(), gen: s.gen}
-	s.objects[key] = e
+	obj := create()
+	e := &sharedEntry{obj: obj, gen: s.gen}
+	s.objects[k] = e
 	if _, ok := e.obj.(Runner); ok {
 		s.pending = append(s.pending, e)
 	}
-	return e.obj
+	return obj
+}
+
+// Lookup returns the object under k, if one was made, without marking it
+// used. Tests use it to look at a plugin's state.
+func Lookup[T any](s *Shared, k Key[T]) (T, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.objects[k]; ok {
+		return e.obj.(T), true
+	}
+	var zero T
+	return zero, false
 }
 
 // TakePending returns the Runners created since the last call without

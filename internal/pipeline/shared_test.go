@@ -37,16 +37,16 @@ func TestSharedRetiresStateNoConfigUses(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 
 	s.Begin() // first config uses a and b
-	a := s.Get("a", func() any { return newFake() }).(*fakeState)
-	b := s.Get("b", func() any { return newFake() }).(*fakeState)
+	a := Get(s, NewKey[*fakeState]("a"), newFake)
+	b := Get(s, NewKey[*fakeState]("b"), newFake)
 	s.Start(ctx, wg.Go)
 	s.Retire()
 
 	s.Begin() // a failed compile asks for c only
-	c := s.Get("c", func() any { return newFake() }).(*fakeState)
+	c := Get(s, NewKey[*fakeState]("c"), newFake)
 
 	s.Begin() // the next config uses a only
-	if got := s.Get("a", func() any { return newFake() }).(*fakeState); got != a {
+	if got := Get(s, NewKey[*fakeState]("a"), newFake); got != a {
 		t.Fatal("got a new object for a key still in use, want the same one")
 	}
 	s.Retire()
@@ -67,7 +67,26 @@ func TestSharedRetiresStateNoConfigUses(t *testing.T) {
 		t.Error("got c's Run started, want the failed compile's object dropped")
 	default:
 	}
-	if got := s.Get("c", func() any { return newFake() }); got == any(c) {
+	if got := Get(s, NewKey[*fakeState]("c"), newFake); got == c {
 		t.Error("got the dropped c back, want a new object")
+	}
+}
+
+// TestSharedKeysOfOtherTypesNeverMeet: the key's type is part of it, so two
+// plugins that pick the same name for objects of different types each get
+// their own object.
+func TestSharedKeysOfOtherTypesNeverMeet(t *testing.T) {
+	s := NewShared()
+	s.Begin()
+	f := Get(s, NewKey[*fakeState]("x"), newFake)
+	n := Get(s, NewKey[int]("x"), func() int { return 7 })
+	if n != 7 {
+		t.Fatalf("got %d, want 7", n)
+	}
+	if got, ok := Lookup(s, NewKey[*fakeState]("x")); !ok || got != f {
+		t.Fatalf("got %v, %v, want the first object", got, ok)
+	}
+	if _, ok := Lookup(s, NewKey[string]("x")); ok {
+		t.Fatal("got an object for a key never asked for, want none")
 	}
 }

@@ -94,9 +94,9 @@ func (c *conn) Close() error {
 // limiting, the cache) uses one connection pool, which lives as long as a
 // config names the store. Callers must not close it.
 func Shared(shared *pipeline.Shared, cfg *config.Redis) (redis.UniversalClient, error) {
-	c := shared.Get(Key(cfg), func() any {
+	c := pipeline.Get(shared, pipeline.NewKey[*conn](Key(cfg)), func() *conn {
 		cl, err := New(cfg)
 		return &conn{c: cl, err: err}
-	}).(*conn)
+	})
 	return c.c, c.err
 }

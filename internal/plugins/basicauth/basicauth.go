@@ -87,16 +87,22 @@ type basicAuth struct {
 	cache     *Cache // nil when off
 }
 
+// CacheKey is the Shared key of the verified-credential cache of the
+// plugin instance at scope on route.
+func CacheKey(scope pipeline.Scope, route string) pipeline.Key[*Cache] {
+	return pipeline.NewKey[*Cache]("basic_auth:cache:" + scope.String() + ":" + route)
+}
+
 func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	spec := s.(*Spec)
 	b := &basicAuth{hide: spec.HideCredentials, consumers: env.Consumers}
 	if ttl := spec.CacheTTL.D(); ttl > 0 {
-		newCache := func() any { return NewCache(MaxCacheEntries) }
+		newCache := func() *Cache { return NewCache(MaxCacheEntries) }
 		var c *Cache
 		if env.Shared != nil {
-			c = env.Shared.Get("basic_auth:cache:"+env.Scope.String()+":"+env.Route, newCache).(*Cache)
+			c = pipeline.Get(env.Shared, CacheKey(env.Scope, env.Route), newCache)
 		} else {
-			c = newCache().(*Cache)
+			c = newCache()
 		}
 		c.SetTTL(ttl)
 		b.cache = c

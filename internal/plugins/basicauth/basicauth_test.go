@@ -88,14 +88,14 @@ func TestBasicAuth(t *testing.T) {
 	}
 	// The cache lives in Shared under the route's name: a rebuilt chain
 	// (a reload) finds the same, warm cache.
-	c := shared.Get("basic_auth:cache:route:test", func() any { return nil })
-	cache, ok := c.(*basicauth.Cache)
-	if !ok || cache.Len() != 1 {
+	key := basicauth.CacheKey(pipeline.ScopeRoute, "test")
+	c, ok := pipeline.Lookup(shared, key)
+	if !ok || c.Len() != 1 {
 		t.Fatalf("got %v, want a cache with one entry in Shared", c)
 	}
 	authtest.Start(t, authtest.Options{Consumers: consumers(), Shared: shared},
 		authtest.Configure(t, basicauth.Registration(), ""))
-	if c2 := shared.Get("basic_auth:cache:route:test", func() any { return nil }); c2 != c {
+	if c2, _ := pipeline.Lookup(shared, key); c2 != c {
 		t.Error("got a new cache after a rebuild, want the same one")
 	}
 }

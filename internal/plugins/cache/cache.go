@@ -114,8 +114,8 @@ func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error)
 	}
 	h := &handler{
 		store:       store,
-		group:       shared.Get(sharedGroup, func() any { return httpcache.NewGroup() }).(*httpcache.Group),
-		bg:          shared.Get(sharedBackground, func() any { return newBackground() }).(*background),
+		group:       pipeline.Get(shared, sharedGroup, httpcache.NewGroup),
+		bg:          pipeline.Get(shared, sharedBackground, newBackground),
 		keyer:       keyer,
 		policy:      httpcache.Policy{DefaultTTL: sp.DefaultTTL.D(), MaxTTL: sp.MaxTTL.D(), StaleWhileRevalidate: sp.StaleWhileRevalidate.D(), StaleIfError: sp.StaleIfError.D()},
 		maxObject:   int64(sp.MaxObjectSize),

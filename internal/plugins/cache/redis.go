@@ -37,11 +37,11 @@ func redisFor(shared *pipeline.Shared, reg *registry, rc *config.Redis, compress
 		prefix = rc.KeyPrefix + "cache:"
 	}
 	key := id + ":store:" + strconv.FormatBool(compress) + ":" + prefix
-	st := shared.Get(key, func() any {
+	st := pipeline.Get(shared, pipeline.NewKey[*redisStore](key), func() *redisStore {
 		s := &redisStore{Redis: httpcache.NewRedis(client, httpcache.RedisOptions{KeyPrefix: prefix, Compress: compress}),
 			reg: reg, key: key}
 		reg.add(key, s.Redis)
 		return s
-	}).(*redisStore)
+	})
 	return st.Redis, nil
 }

@@ -69,7 +69,7 @@ func TestMemoryBoundLargestWins(t *testing.T) {
 	g := startGateway(t, o, "memory_max_bytes: 16MiB", gwOptions{route: "a"})
 	startGateway(t, o, "memory_max_bytes: 32MiB", gwOptions{route: "b", shared: g.shared})
 	reg := registryFor(g.shared)
-	mem := reg.stores[sharedMemory].(interface{ Limit() int64 })
+	mem := reg.stores[sharedMemory.String()].(interface{ Limit() int64 })
 	if got := mem.Limit(); got != 32<<20 {
 		t.Fatalf("got limit %d, want 32MiB", got)
 	}

@@ -16,12 +16,12 @@ import (
 )
 
 // Keys of the plugin's objects in pipeline.Shared.
-const (
-	sharedMemory     = "cache:memory"
-	sharedRegistry   = "cache:registry"
-	sharedGroup      = "cache:group"
-	sharedBackground = "cache:background"
-	sharedMetrics    = "cache:metrics"
+var (
+	sharedMemory     = pipeline.NewKey[*memoryStore]("cache:memory")
+	sharedRegistry   = pipeline.NewKey[*registry]("cache:registry")
+	sharedGroup      = pipeline.NewKey[*httpcache.Group]("cache:group")
+	sharedBackground = pipeline.NewKey[*background]("cache:background")
+	sharedMetrics    = pipeline.NewKey[*metrics]("cache:metrics")
 )
 
 // registry knows the stores in use and each route's key rules, for Purge.
@@ -32,9 +32,9 @@ type registry struct {
 }
 
 func registryFor(shared *pipeline.Shared) *registry {
-	return shared.Get(sharedRegistry, func() any {
+	return pipeline.Get(shared, sharedRegistry, func() *registry {
 		return &registry{stores: make(map[string]httpcache.Store), keyers: make(map[string]*httpcache.Keyer)}
-	}).(*registry)
+	})
 }
 
 func (r *registry) add(key string, s httpcache.Store) {
@@ -65,19 +65,20 @@ type memoryStore struct {
 // Close forgets the store (pipeline.Shared retires it after a reload that no
 // longer uses it).
 func (m *memoryStore) Close() error {
-	m.reg.remove(sharedMemory)
+	m.reg.remove(sharedMemory.String())
 	return nil
 }
 
 // memoryFor returns the shared memory store, holding its bound at least at
 // maxBytes while this config uses that bound.
 func memoryFor(shared *pipeline.Shared, reg *registry, maxBytes int64) *httpcache.Memory {
-	ms := shared.Get(sharedMemory, func() any {
+	ms := pipeline.Get(shared, sharedMemory, func() *memoryStore {
 		m := &memoryStore{Memory: httpcache.NewMemory(httpcache.MemoryOptions{MaxBytes: maxBytes}), reg: reg}
-		reg.add(sharedMemory, m.Memory)
+		reg.add(sharedMemory.String(), m.Memory)
 		return m
-	}).(*memoryStore)
-	shared.Get(sharedMemory+":bound:"+strconv.FormatInt(maxBytes, 10), func() any { return ms.Hold(maxBytes) })
+	})
+	bound := pipeline.NewKey[*httpcache.Hold](sharedMemory.String() + ":bound:" + strconv.FormatInt(maxBytes, 10))
+	pipeline.Get(shared, bound, func() *httpcache.Hold { return ms.Hold(maxBytes) })
 	return ms.Memory
 }
 
@@ -231,7 +232,7 @@ func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return nil
 	}
-	return shared.Get(sharedMetrics, func() any {
+	return pipeline.Get(shared, sharedMetrics, func() *metrics {
 		m := &metrics{
 			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "portico_cache_requests_total",
@@ -257,7 +258,7 @@ func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
 		m.storeErrors = register(reg, m.storeErrors)
 		m.mem = register(reg, m.mem)
 		return m
-	}).(*metrics)
+	})
 }
 
 // register registers c, or returns the collector already registered in

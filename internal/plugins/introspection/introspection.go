@@ -86,15 +86,19 @@ type handler struct {
 	hide          bool
 }
 
+// storeKey is the Shared key of the token cache of spec's endpoint and
+// client.
+func storeKey(spec *Spec) pipeline.Key[*store] {
+	return pipeline.NewKey[*store]("introspection:" + spec.Endpoint + "|" + spec.ClientID)
+}
+
 // build compiles spec; now is the clock (time.Now outside tests).
 func build(spec *Spec, env *pipeline.BuildEnv, now func() time.Time) (pipeline.Middleware, error) {
 	shared := env.Shared
 	if shared == nil {
 		shared = pipeline.NewShared()
 	}
-	st := shared.Get("introspection:"+spec.Endpoint+"|"+spec.ClientID, func() any {
-		return newStore(spec.MaxCacheEntries)
-	}).(*store)
+	st := pipeline.Get(shared, storeKey(spec), func() *store { return newStore(spec.MaxCacheEntries) })
 	st.setMax(spec.MaxCacheEntries)
 	log := env.Logger
 	if log == nil {

@@ -510,7 +510,7 @@ func TestConcurrentMissesMakeOneCall(t *testing.T) {
 
 // waiters counts requests blocked on a call in flight for the idp's store.
 func waiters(env *pipeline.BuildEnv, p *idp) int {
-	st := env.Shared.Get("introspection:"+p.srv.URL+"/introspect|portico gw", func() any { return nil }).(*store)
+	st, _ := pipeline.Lookup(env.Shared, storeKey(&Spec{Endpoint: p.srv.URL + "/introspect", ClientID: "portico gw"}))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	n := 0

@@ -210,9 +210,9 @@ func newVerifier(spec *Spec, env *pipeline.BuildEnv, now func() time.Time) (*ver
 		shared = pipeline.NewShared()
 	}
 	if spec.JWKSURL != "" {
-		v.remotes = append(v.remotes, shared.Get("jwks:"+spec.JWKSURL, func() any {
+		v.remotes = append(v.remotes, pipeline.Get(shared, pipeline.NewKey[*remoteKeys]("jwks:"+spec.JWKSURL), func() *remoteKeys {
 			return newRemoteKeys(spec.JWKSURL, false, spec, logger)
-		}).(*remoteKeys))
+		}))
 	}
 	var err error
 	if v.issuers, err = stringOrList(&spec.Issuer, config.Path{}); err != nil {
@@ -222,9 +222,9 @@ func newVerifier(spec *Spec, env *pipeline.BuildEnv, now func() time.Time) (*ver
 		return nil, errors.New("audience: must be a string or a list of strings")
 	}
 	if spec.IssuerDiscovery != "" {
-		v.remotes = append(v.remotes, shared.Get("oidc:"+spec.IssuerDiscovery, func() any {
+		v.remotes = append(v.remotes, pipeline.Get(shared, pipeline.NewKey[*remoteKeys]("oidc:"+spec.IssuerDiscovery), func() *remoteKeys {
 			return newRemoteKeys(spec.IssuerDiscovery, true, spec, logger)
-		}).(*remoteKeys))
+		}))
 		if len(v.issuers) == 0 {
 			v.issuers = []string{spec.IssuerDiscovery}
 		}

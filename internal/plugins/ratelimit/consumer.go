@@ -10,7 +10,7 @@ import (
 )
 
 // consumersKey is the Shared key of the cache of consumer limiters.
-const consumersKey = "ratelimit:consumers"
+var consumersKey = pipeline.NewKey[*consumerSet]("ratelimit:consumers")
 
 // consumerSet caches the limiters of the consumers' own rate_limit
 // settings, so that every route of a snapshot uses the same ones: they are
@@ -34,7 +34,7 @@ func consumerLimiters(env *pipeline.BuildEnv) (map[string]*rateLimiter, error) {
 	if env.Shared == nil {
 		return buildConsumers(env)
 	}
-	set := env.Shared.Get(consumersKey, func() any { return &consumerSet{} }).(*consumerSet)
+	set := pipeline.Get(env.Shared, consumersKey, func() *consumerSet { return &consumerSet{} })
 	set.mu.Lock()
 	defer set.mu.Unlock()
 	if !set.builtFrom(env) {

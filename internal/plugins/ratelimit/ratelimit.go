@@ -199,7 +199,7 @@ func build(s settings, env *pipeline.BuildEnv) (*rateLimiter, error) {
 	}
 	if s.concurrency > 0 {
 		l.concurrency = int64(s.concurrency)
-		l.inflight = shared.Get("ratelimit:inflight", func() any { return newInflight() }).(*inflight)
+		l.inflight = pipeline.Get(shared, inflightKey, newInflight)
 	}
 	return l, nil
 }

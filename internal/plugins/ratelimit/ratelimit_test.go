@@ -155,7 +155,9 @@ func start(t *testing.T, s setup) *gateway {
 
 // memory puts a memory limiter with a manual clock in shared.
 func memory(shared *pipeline.Shared, c *clock) {
-	shared.Get(ratelimit.MemoryKey, func() any { return limiter.NewMemory(limiter.MemoryOptions{Now: c.Now, SweepInterval: -1}) })
+	pipeline.Get(shared, ratelimit.MemoryKey, func() limiter.Limiter {
+		return limiter.NewMemory(limiter.MemoryOptions{Now: c.Now, SweepInterval: -1})
+	})
 }
 
 type result struct {
@@ -452,7 +454,7 @@ func (unavailable) Allow(context.Context, string, limiter.Rule) (limiter.Decisio
 func TestFailClosed(t *testing.T) {
 	t.Parallel()
 	shared := pipeline.NewShared()
-	shared.Get(ratelimit.MemoryKey, func() any { return limiter.Limiter(unavailable{}) })
+	pipeline.Get(shared, ratelimit.MemoryKey, func() limiter.Limiter { return unavailable{} })
 	reg := prometheus.NewRegistry()
 	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{limit: 100, window: 1s}], key: ip}")}}}})

@@ -16,7 +16,7 @@ import (
 
 // MemoryKey is the Shared key of the in-memory limiter; tests may put
 // their own limiter there before building.
-const MemoryKey = "ratelimit:memory"
+var MemoryKey = pipeline.NewKey[limiter.Limiter]("ratelimit:memory")
 
 // built is a Redis limiter (exact or batched) behind its resilient
 // wrapper. The server runs it to sweep the local fallback limiter.
@@ -41,14 +41,9 @@ func limiterFor(shared *pipeline.Shared, env *pipeline.BuildEnv, s settings) (li
 	}
 	store := env.Store
 	if store == nil || store.Redis == nil {
-		o := shared.Get(MemoryKey, func() any {
+		return pipeline.Get(shared, MemoryKey, func() limiter.Limiter {
 			return sweptMemory{limiter.NewMemory(limiter.MemoryOptions{SweepInterval: -1})}
-		})
-		lim, ok := o.(limiter.Limiter)
-		if !ok {
-			return nil, errors.New("rate limit: shared memory limiter has the wrong type")
-		}
-		return lim, nil
+		}), nil
 	}
 	rc := store.Redis
 	// One limiter per connection (a hash, never a secret) and per setting
@@ -59,7 +54,7 @@ func limiterFor(shared *pipeline.Shared, env *pipeline.BuildEnv, s settings) (li
 	if err != nil {
 		return nil, fmt.Errorf("rate limit store: %w", err)
 	}
-	conn := shared.Get(key+":conn", func() any {
+	conn := pipeline.Get(shared, pipeline.NewKey[*redisConn](key+":conn"), func() *redisConn {
 		r, err := limiter.NewRedis(limiter.RedisOptions{
 			Client:    client,
 			Timeout:   rc.Timeout.D(),
@@ -70,14 +65,14 @@ func limiterFor(shared *pipeline.Shared, env *pipeline.BuildEnv, s settings) (li
 			return &redisConn{err: fmt.Errorf("rate limit store: %w", err)}
 		}
 		return &redisConn{r: r}
-	}).(*redisConn)
+	})
 	if conn.err != nil {
 		return nil, conn.err
 	}
 	if s.mode == modeBatched {
 		key += ":batched:" + strconv.FormatInt(s.lease, 10)
 	}
-	b := shared.Get(key, func() any {
+	b := pipeline.Get(shared, pipeline.NewKey[*built](key), func() *built {
 		var primary limiter.Limiter = conn.r
 		if s.mode == modeBatched {
 			primary = limiter.NewBatched(conn.r, limiter.BatchedOptions{LeaseSize: s.lease})
@@ -89,7 +84,7 @@ func limiterFor(shared *pipeline.Shared, env *pipeline.BuildEnv, s settings) (li
 			Instances:  rc.Instances,
 			Local:      local,
 		}), local: sweptMemory{local}}
-	}).(*built)
+	})
 	return b.lim, nil
 }
 
@@ -143,7 +138,7 @@ func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return nil
 	}
-	return shared.Get("ratelimit:metrics", func() any {
+	return pipeline.Get(shared, pipeline.NewKey[*metrics]("ratelimit:metrics"), func() *metrics {
 		m := &metrics{
 			decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "portico_ratelimit_decisions_total",
@@ -168,7 +163,7 @@ func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
 			}
 		}
 		return m
-	}).(*metrics)
+	})
 }
 
 func (m *metrics) decision(route, limit string, allowed bool) {
@@ -200,6 +195,9 @@ type inflight struct {
 }
 
 func newInflight() *inflight { return &inflight{n: make(map[string]int64)} }
+
+// inflightKey is the Shared key of the concurrency counters.
+var inflightKey = pipeline.NewKey[*inflight]("ratelimit:inflight")
 
 func (f *inflight) acquire(key string, limit int64) bool {
 	f.mu.Lock()
