@@ -12,13 +12,10 @@
 //	GET  /routes    the compiled routes as JSON
 //	GET  /upstreams every service's targets: health, ejection, breaker
 //	                state and in-flight requests
-//	POST /cache/purge
-//	                remove stored responses: {"route":R,"url":U},
-//	                {"route":R,"prefix":P} or {"route":R}; answers
-//	                {"purged":N}
 //	GET  /version   {"version":"..."}
 //
-// GET endpoints also answer HEAD. A known path with another method gets 405
+// Plugins add their own endpoints (Options.Endpoints), such as the cache
+// plugin's POST /cache/purge. GET endpoints also answer HEAD. A known path with another method gets 405
 // with Allow; any other path gets 404. Errors are problem JSON. Nothing
 // here echoes a secret: route listings and config errors are built from
 // types that print secrets as "[redacted]".
@@ -27,8 +24,12 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/portico-gateway/portico/internal/problem"
 )
@@ -48,11 +49,21 @@ type Options struct {
 	// Upstreams returns the JSON-encodable state of every service's
 	// targets (GET /upstreams).
 	Upstreams func() any
-	// Purge removes stored responses (POST /cache/purge) and returns how
-	// many; an unknown route is an *UnknownRouteError.
-	Purge func(PurgeRequest) (int, error)
+	// Endpoints are served beside the built-in ones (the plugins').
+	Endpoints []Endpoint
 	// Version is the build version (GET /version).
 	Version string
+}
+
+// Endpoint is an admin endpoint served beside the built-in ones.
+type Endpoint struct {
+	// Method and Path select it.
+	Method, Path string
+	// Serve answers one request with a value to send as JSON (200), or an
+	// error: one with an HTTPStatus() int method is the client's mistake
+	// and is answered with that status and the error's text; any other is
+	// answered 502 with its text, which says what the operator must know.
+	Serve func(r *http.Request) (any, error)
 }
 
 // endpoint is one admin path: the method it accepts and its handler.
@@ -77,21 +88,48 @@ func New(o Options) http.Handler {
 		"/upstreams": get(func(w http.ResponseWriter, r *http.Request) {
 			a.table(w, r, a.o.Upstreams, "the upstream table is not available")
 		}),
-		"/version":     get(a.version),
-		"/cache/purge": {method: http.MethodPost, allow: http.MethodPost, h: a.purge},
+		"/version": get(a.version),
 	}
+	for _, e := range o.Endpoints {
+		ep := endpoint{method: e.Method, allow: e.Method, h: serveExtra(e.Serve)}
+		if e.Method == http.MethodGet {
+			ep.allow = "GET, HEAD"
+		}
+		a.endpoints[e.Path] = ep
+	}
+	a.paths = slices.Sorted(maps.Keys(a.endpoints))
 	return a
+}
+
+// serveExtra adapts an Endpoint's Serve to the API's answers.
+func serveExtra(serve func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := serve(r)
+		if err == nil {
+			writeJSON(w, r, http.StatusOK, v)
+			return
+		}
+		var client interface{ HTTPStatus() int }
+		if errors.As(err, &client) {
+			problem.Write(w, r, client.HTTPStatus(), "", err.Error())
+			return
+		}
+		// The endpoint's error says what did not complete (a store that
+		// could not be reached); it never carries a secret.
+		problem.Write(w, r, http.StatusBadGateway, "", err.Error())
+	}
 }
 
 type api struct {
 	o         Options
 	endpoints map[string]endpoint
+	paths     []string // sorted, for the 404 answer
 }
 
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, ok := a.endpoints[r.URL.Path]
 	if !ok {
-		problem.Write(w, r, http.StatusNotFound, "", "no admin endpoint at this path; see /health, /ready, /metrics, /routes, /upstreams, /version, /reload, /cache/purge")
+		problem.Write(w, r, http.StatusNotFound, "", "no admin endpoint at this path; see "+strings.Join(a.paths, ", "))
 		return
 	}
 	if r.Method != ep.method && (ep.method != http.MethodGet || r.Method != http.MethodHead) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -236,5 +237,50 @@ func TestAdminRoutesEncodingFailureHidesError(t *testing.T) {
 	}
 	if strings.Contains(got.body, "func") || strings.Contains(got.body, "json:") {
 		t.Errorf("body leaks the encoder error: %s", got.body)
+	}
+}
+
+type statusError struct{ status int }
+
+func (e statusError) Error() string   { return "refused: " + strconv.Itoa(e.status) }
+func (e statusError) HTTPStatus() int { return e.status }
+
+// TestEndpointsServedBesideTheBuiltIns: an added endpoint answers JSON, a
+// client error with its own status, any other error with 502, and the
+// usual 405 and 404 answers list it.
+func TestEndpointsServedBesideTheBuiltIns(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(New(Options{Endpoints: []Endpoint{{
+		Method: http.MethodPost, Path: "/things/do",
+		Serve: func(r *http.Request) (any, error) {
+			switch r.URL.Query().Get("x") {
+			case "bad":
+				return nil, statusError{400}
+			case "down":
+				return nil, errors.New("store unreachable")
+			}
+			return map[string]int{"done": 1}, nil
+		},
+	}}}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		method, path string
+		status       int
+		want         string
+	}{
+		{"POST", "/things/do", 200, `"done": 1`},
+		{"POST", "/things/do?x=bad", 400, "refused: 400"},
+		{"POST", "/things/do?x=down", 502, "store unreachable"},
+		{"GET", "/things/do", 405, ""},
+		{"GET", "/nothing", 404, "/things/do"},
+	}
+	for _, tt := range tests {
+		got := do(t, srv, tt.method, tt.path)
+		if got.status != tt.status || !strings.Contains(got.body, tt.want) {
+			t.Errorf("%s %s: got %d %s, want %d containing %q", tt.method, tt.path, got.status, got.body, tt.status, tt.want)
+		}
+	}
+	if got := do(t, srv, "GET", "/things/do"); got.header.Get("Allow") != "POST" {
+		t.Errorf("got Allow %q, want POST", got.header.Get("Allow"))
 	}
 }

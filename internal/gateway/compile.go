@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/textproto"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,8 +14,6 @@ import (
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
-	"github.com/portico-gateway/portico/internal/plugins/bodylimit"
-	"github.com/portico-gateway/portico/internal/plugins/requestid"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/router"
 	"github.com/portico-gateway/portico/internal/telemetry"
@@ -38,10 +35,6 @@ type Deps struct {
 	Ready func() bool
 }
 
-// implicit are the plugins every chain gets with their defaults unless the
-// config sets them: every request has an id and a body limit.
-var implicit = []string{requestid.Registration().Name, bodylimit.Registration().Name}
-
 // Compile turns a validated config into a Snapshot: it decodes and
 // validates every plugin's settings, resolves route → service references to
 // runtime objects, compiles the router and builds every route's chain. It
@@ -49,7 +42,7 @@ var implicit = []string{requestid.Registration().Name, bodylimit.Registration().
 // config file.
 func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	var errs []error
-	global, err := decodeGlobal(cfg, d.Plugins)
+	global, err := d.Plugins.Decode(cfg, cfg.Plugins, pipeline.ScopeGlobal)
 	errs = append(errs, err)
 
 	svcPlugins := make(map[string][]pipeline.Configured, len(cfg.Services))
@@ -65,12 +58,11 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		errs = append(errs, err)
 		routePlugins[i] = cs
 	}
-	consumerPlugins, err := decodeConsumerPlugins(cfg, d.Plugins)
+	consumerPlugins, err := d.Plugins.DecodeConsumers(cfg)
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, cfg.Report(err)
 	}
-	consumerOnly := consumerRateLimit(d.Plugins, consumerPlugins)
 
 	consumers, err := consumer.New(cfg.Consumers)
 	if err != nil {
@@ -81,12 +73,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		shared = pipeline.NewShared()
 	}
 	shared.Begin()
-	// The gate's default identity headers are removed on every route, even
-	// when no route authenticates, so no upstream can be fooled by them.
-	identity := make(map[string]bool)
-	if r, ok := d.Plugins.Lookup(authGate); ok {
-		collectIdentityHeaders(identity, []pipeline.Configured{{Reg: r, Spec: r.Spec()}})
-	}
+	var chains [][]pipeline.Configured // every route's, for the identity headers
 
 	s := &Snapshot{
 		cfg:        cfg,
@@ -176,22 +163,21 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			po.Budget = budget
 		}
 		px := proxy.New(po)
-		chain := withAuthGate(d.Plugins, pipeline.Merge(consumerOnly, global, svcPlugins[rc.Service], routePlugins[i]))
-		collectIdentityHeaders(identity, chain)
+		chain := d.Plugins.Assemble(pipeline.Levels{Global: global, Service: svcPlugins[rc.Service],
+			Route: routePlugins[i], Consumers: consumerPlugins})
+		chains = append(chains, chain)
 		h, err := pipeline.Chain(chain, pipeline.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 			Consumers: consumers, Shared: shared,
 			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry(),
-			ConsumerPlugins: consumerPlugins,
+			ConsumerSettings: consumerPlugins,
 		}, px)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		rt.handler = h
-		for _, c := range chain {
-			rt.cors = rt.cors || c.Reg.Name == "cors"
-		}
+		rt.preflight = pipeline.AnswersPreflight(chain)
 		rules = append(rules, router.Rule[*route]{
 			Value:   rt,
 			Hosts:   rc.Match.Hosts,
@@ -216,12 +202,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 
 	// Requests that match no route still pass the global plugins that need
 	// no route (request id, access log).
-	var unrouted []pipeline.Configured
-	for _, c := range global {
-		if c.Reg.Global {
-			unrouted = append(unrouted, c)
-		}
-	}
+	unrouted := d.Plugins.Unrouted(global)
 	env := pipeline.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared,
 		Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry()}
 	for _, u := range []struct {
@@ -239,83 +220,16 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 		*u.h = h
 	}
-	for name := range identity {
-		s.identity = append(s.identity, name)
-	}
-	slices.Sort(s.identity)
+	s.identity = d.Plugins.IdentityHeaders(chains...)
 	return s, nil
 }
 
-// authGate is the plugin that admits or refuses a request after the
-// authentication plugins of its route have run.
-const authGate = "auth"
-
-// withAuthGate adds the auth gate with its defaults to a chain that has
-// authentication plugins but does not configure the gate.
-func withAuthGate(reg *pipeline.Registry, chain []pipeline.Configured) []pipeline.Configured {
-	hasAuth := slices.ContainsFunc(chain, func(c pipeline.Configured) bool { return c.Reg.Phase == pipeline.PhaseAuthenticate })
-	if !hasAuth || hasPlugin(chain, authGate) {
-		return chain
-	}
-	r, ok := reg.Lookup(authGate)
-	if !ok {
-		return chain
-	}
-	return append(slices.Clone(chain), pipeline.Configured{Reg: r, Spec: r.Spec(), Scope: pipeline.ScopeGlobal,
-		Path: config.Path{}.Key("plugins").Key(authGate)})
-}
-
-// collectIdentityHeaders adds the identity headers the chain's plugins set.
-func collectIdentityHeaders(into map[string]bool, chain []pipeline.Configured) {
-	for _, c := range chain {
-		if c.Reg.IdentityHeaders == nil {
-			continue
-		}
-		for _, h := range c.Reg.IdentityHeaders(c.Spec) {
-			into[textproto.CanonicalMIMEHeaderKey(h)] = true
-		}
-	}
-}
-
-// decodeGlobal decodes the global plugins and adds the implicit ones the
-// config does not set.
-func decodeGlobal(cfg *config.Config, reg *pipeline.Registry) ([]pipeline.Configured, error) {
-	cs, err := reg.Decode(cfg, cfg.Plugins, pipeline.ScopeGlobal)
-	for _, name := range implicit {
-		if hasPlugin(cs, name) || hasEntry(cfg.Plugins, name) {
-			continue
-		}
-		r, ok := reg.Lookup(name)
-		if !ok {
-			continue
-		}
-		cs = append(cs, pipeline.Configured{Reg: r, Spec: r.Spec(), Scope: pipeline.ScopeGlobal,
-			Path: config.Path{}.Key("plugins").Key(name)})
-	}
-	return cs, err
-}
-
-func hasPlugin(cs []pipeline.Configured, name string) bool {
-	for _, c := range cs {
-		if c.Reg.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-func hasEntry(set config.PluginSet, name string) bool {
-	for _, e := range set.Entries {
-		if e.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
+// pluginNames lists the chain's plugins in the order a request meets them.
 func pluginNames(cs []pipeline.Configured) []string {
-	out := make([]string, 0, len(cs))
-	for _, c := range cs {
+	sorted := slices.Clone(cs)
+	slices.SortStableFunc(sorted, func(a, b pipeline.Configured) int { return int(a.Reg.Phase - b.Reg.Phase) })
+	out := make([]string, 0, len(sorted))
+	for _, c := range sorted {
 		out = append(out, c.Reg.Name)
 	}
 	return out
@@ -345,7 +259,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // compiling anything else. `portico validate` uses it to report plugin
 // errors together with the errors of a config that failed validation.
 func CheckPlugins(cfg *config.Config, reg *pipeline.Registry) error {
-	_, err := decodeGlobal(cfg, reg)
+	_, err := reg.Decode(cfg, cfg.Plugins, pipeline.ScopeGlobal)
 	errs := []error{err}
 	for _, sc := range cfg.Services {
 		_, err := reg.Decode(cfg, sc.Plugins, pipeline.ScopeService)
@@ -355,7 +269,7 @@ func CheckPlugins(cfg *config.Config, reg *pipeline.Registry) error {
 		_, err := reg.Decode(cfg, rc.Plugins, pipeline.ScopeRoute)
 		errs = append(errs, err)
 	}
-	_, err = decodeConsumerPlugins(cfg, reg)
+	_, err = reg.DecodeConsumers(cfg)
 	errs = append(errs, err)
 	return errors.Join(errs...)
 }

@@ -21,7 +21,7 @@ routes:
 consumers:
 `
 
-func TestDecodeConsumerPlugins(t *testing.T) {
+func TestDecodeConsumers(t *testing.T) {
 	tests := []struct {
 		name      string
 		consumers string
@@ -75,7 +75,8 @@ func TestDecodeConsumerPlugins(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %s", err)
 			}
-			got, err := decodeConsumerPlugins(cfg, plugins.NewRegistry())
+			all, err := plugins.NewRegistry().DecodeConsumers(cfg)
+			got := all[ratelimit.Name]
 			if len(tt.errs) > 0 {
 				if err == nil {
 					t.Fatalf("got no error, want %q", tt.errs)

@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +31,6 @@ import (
 	"github.com/portico-gateway/portico/internal/listener/h1"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
-	"github.com/portico-gateway/portico/internal/plugins/cache"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
@@ -221,18 +219,24 @@ func (s *Server) reload() error {
 	return nil
 }
 
-// purge removes stored responses for the admin API's POST /cache/purge.
-func (s *Server) purge(req admin.PurgeRequest) (int, error) {
-	if !slices.ContainsFunc(s.current.Load().Routes(), func(r RouteInfo) bool { return r.Name == req.Route }) {
-		return 0, &admin.UnknownRouteError{Route: req.Route}
+// pluginEndpoints are the admin endpoints the plugins serve, bound to the
+// running gateway: they see the shared plugin state and the routes of the
+// snapshot serving when the request arrives.
+func (s *Server) pluginEndpoints() []admin.Endpoint {
+	env := pipeline.AdminEnv{
+		Shared: s.deps.Shared,
+		HasRoute: func(name string) bool {
+			return slices.ContainsFunc(s.current.Load().Routes(), func(r RouteInfo) bool { return r.Name == name })
+		},
 	}
-	path, query, prefix := req.URL, "", false
-	if req.Prefix != "" {
-		path, prefix = req.Prefix, true
-	} else if i := strings.IndexByte(path, '?'); i >= 0 {
-		path, query = path[:i], path[i+1:]
+	var out []admin.Endpoint
+	for _, reg := range s.deps.Plugins.All() {
+		for _, e := range reg.Admin {
+			out = append(out, admin.Endpoint{Method: e.Method, Path: e.Path,
+				Serve: func(r *http.Request) (any, error) { return e.Serve(r, env) }})
+		}
 	}
-	return cache.Purge(s.deps.Shared, req.Route, path, query, prefix)
+	return out
 }
 
 // restartOnly refuses changes that need a restart: the listeners.
@@ -282,7 +286,7 @@ func (s *Server) Run(ctx context.Context) error {
 				Reload:    s.Reload,
 				Routes:    func() any { return s.current.Load().Routes() },
 				Upstreams: func() any { return s.deps.Upstreams.Status() },
-				Purge:     s.purge,
+				Endpoints: s.pluginEndpoints(),
 				Version:   s.opts.Version,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,

@@ -50,7 +50,7 @@ type route struct {
 	rewrite       *regexp.Regexp
 	replacement   string
 	metrics       *telemetry.RouteMetrics
-	cors          bool // the chain has the cors plugin: it answers preflights
+	preflight     bool // a plugin of the chain answers CORS preflights
 }
 
 // RouteInfo describes a compiled route for the admin API.
@@ -158,7 +158,7 @@ func (s *Snapshot) preflight(r *http.Request, norm string) (router.Match[*route]
 	actual := *r
 	actual.Method = method
 	m, res := s.table.Lookup(&actual, norm)
-	if res != router.Matched || !m.Value.cors {
+	if res != router.Matched || !m.Value.preflight {
 		return router.Match[*route]{}, false
 	}
 	return m, true

@@ -1,89 +1,12 @@
 package pipeline
 
 import (
-	"errors"
 	"net/http"
+	"net/textproto"
 	"slices"
-	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
 )
-
-// Configured is one plugin instance: its registration, its decoded and
-// validated Spec, and the scope it was written at.
-type Configured struct {
-	Reg   *Registration
-	Spec  Spec
-	Scope Scope
-	// Path is where the settings were written (plugins.NAME,
-	// routes[i].plugins.NAME, ...), so build errors point at them.
-	Path config.Path
-}
-
-// Registry is the fixed set of plugins this build of Portico has.
-type Registry struct {
-	byName  map[string]*Registration
-	names   []string
-	planned map[string]string
-}
-
-// NewRegistry indexes regs. planned names plugins that later versions will
-// offer, mapped to a short description, so a config naming one gets a clear
-// "not available yet" error instead of a did-you-mean.
-func NewRegistry(regs []Registration, planned map[string]string) *Registry {
-	r := &Registry{byName: make(map[string]*Registration, len(regs)), planned: planned}
-	for i := range regs {
-		r.byName[regs[i].Name] = &regs[i]
-		r.names = append(r.names, regs[i].Name)
-	}
-	slices.Sort(r.names)
-	return r
-}
-
-// Lookup returns the registration for name.
-func (r *Registry) Lookup(name string) (*Registration, bool) {
-	reg, ok := r.byName[name]
-	return reg, ok
-}
-
-// Names returns the registered plugin names, sorted.
-func (r *Registry) Names() []string { return slices.Clone(r.names) }
-
-// Decode decodes and validates every entry of set strictly into its
-// plugin's Spec. All problems are returned at once, joined.
-func (r *Registry) Decode(c *config.Config, set config.PluginSet, scope Scope) ([]Configured, error) {
-	var out []Configured
-	var errs []error
-	for _, e := range set.Entries {
-		reg, ok := r.byName[e.Name]
-		if !ok {
-			errs = append(errs, r.unknown(e))
-			continue
-		}
-		spec := reg.Spec()
-		if err := c.DecodeNode(e.Node, e.Path, spec); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := spec.Validate(e.Path); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, Configured{Reg: reg, Spec: spec, Scope: scope, Path: e.Path})
-	}
-	return out, errors.Join(errs...)
-}
-
-func (r *Registry) unknown(e config.PluginEntry) error {
-	if what, ok := r.planned[e.Name]; ok {
-		return e.Path.Errorf("plugin %q (%s) is not available in this version; available plugins: %s",
-			e.Name, what, strings.Join(r.names, ", "))
-	}
-	if s := config.Suggest(e.Name, r.names); s != "" {
-		return e.Path.Errorf("unknown plugin %q; did you mean %q?", e.Name, s)
-	}
-	return e.Path.Errorf("unknown plugin %q; available plugins: %s", e.Name, strings.Join(r.names, ", "))
-}
 
 // Merge combines plugin instances from the least to the most specific
 // level: for the same plugin name, a later level replaces an earlier one.
@@ -102,9 +25,106 @@ func Merge(levels ...[]Configured) []Configured {
 	return out
 }
 
+// Levels are the plugin instances configured for one route, by scope.
+type Levels struct {
+	// Global, Service and Route are the instances written at each scope.
+	Global, Service, Route []Configured
+	// Consumers are the instances set on consumers (DecodeConsumers).
+	Consumers ConsumerPlugins
+}
+
+// Assemble returns the plugin instances of one route's chain: the levels
+// merged, the most specific winning, plus the plugins the chain needs
+// that nobody configured, each added with its defaults by its
+// registration's Implicit rule. The gateway's compiler and the plugin
+// test harness both call it, so a plugin is tested in the chain it runs
+// in.
+func (r *Registry) Assemble(l Levels) []Configured {
+	var consumerSet []Configured
+	for _, reg := range r.All() {
+		if reg.Implicit == WhenConsumersSetIt && len(l.Consumers[reg.Name]) > 0 {
+			consumerSet = append(consumerSet, implicit(reg))
+		}
+	}
+	chain := Merge(consumerSet, r.WithImplicitGlobals(l.Global), l.Service, l.Route)
+	hasAuth := slices.ContainsFunc(chain, func(c Configured) bool { return c.Reg.Phase == PhaseAuthenticate })
+	for _, reg := range r.All() {
+		if reg.Implicit == WithAuthentication && hasAuth && !has(chain, reg.Name) {
+			chain = append(chain, implicit(reg))
+		}
+	}
+	return chain
+}
+
+// WithImplicitGlobals returns the global instances plus, with their
+// defaults, the plugins that are Always implicit and not configured.
+func (r *Registry) WithImplicitGlobals(global []Configured) []Configured {
+	out := global
+	for _, reg := range r.All() {
+		if reg.Implicit == Always && !has(global, reg.Name) {
+			out = append(slices.Clip(out), implicit(reg))
+		}
+	}
+	return out
+}
+
+// Unrouted returns the instances of the chain around requests that match
+// no route: the global ones (with the implicit ones) whose plugin runs
+// without a route.
+func (r *Registry) Unrouted(global []Configured) []Configured {
+	var out []Configured
+	for _, c := range r.WithImplicitGlobals(global) {
+		if c.Reg.Global {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// IdentityHeaders returns the sorted canonical names of the headers that
+// the gateway strips from every client request: those that the chains'
+// plugin instances set, and those that every plugin sets with its default
+// settings (so an upstream behind a route without authentication cannot
+// be fooled by a forged X-Consumer-ID either).
+func (r *Registry) IdentityHeaders(chains ...[]Configured) []string {
+	seen := make(map[string]bool)
+	add := func(reg *Registration, s Spec) {
+		if reg.IdentityHeaders == nil {
+			return
+		}
+		for _, h := range reg.IdentityHeaders(s) {
+			seen[textproto.CanonicalMIMEHeaderKey(h)] = true
+		}
+	}
+	for _, reg := range r.All() {
+		if reg.IdentityHeaders != nil {
+			add(reg, reg.Spec())
+		}
+	}
+	for _, chain := range chains {
+		for _, c := range chain {
+			add(c.Reg, c.Spec)
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for h := range seen {
+		out = append(out, h)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// AnswersPreflight reports whether a plugin of chain answers CORS
+// preflight requests.
+func AnswersPreflight(chain []Configured) bool {
+	return slices.ContainsFunc(chain, func(c Configured) bool { return c.Reg.Preflight })
+}
+
 // Chain builds every instance of cs for one route and composes them around
 // terminal in phase order, once. The result is immutable and serves any
-// number of requests concurrently. env.Scope is set per instance.
+// number of requests concurrently. env.Scope is set per instance, and
+// env.ConsumerPlugins, when env.ConsumerSettings is set, to the consumer
+// settings of the instance's plugin.
 func Chain(cs []Configured, env BuildEnv, terminal http.Handler) (http.Handler, error) {
 	sorted := slices.Clone(cs)
 	slices.SortStableFunc(sorted, func(a, b Configured) int { return int(a.Reg.Phase - b.Reg.Phase) })
@@ -112,6 +132,9 @@ func Chain(cs []Configured, env BuildEnv, terminal http.Handler) (http.Handler, 
 	for _, c := range sorted {
 		e := env
 		e.Scope = c.Scope
+		if env.ConsumerSettings != nil {
+			e.ConsumerPlugins = env.ConsumerSettings[c.Reg.Name]
+		}
 		mw, err := c.Reg.Build(c.Spec, &e)
 		if err != nil {
 			return nil, c.Path.Errorf("%s", err.Error())
@@ -125,4 +148,15 @@ func Chain(cs []Configured, env BuildEnv, terminal http.Handler) (http.Handler, 
 		h = mw(h)
 	}
 	return h, nil
+}
+
+// implicit is reg's instance with its defaults, as if written in the
+// global plugins.
+func implicit(reg *Registration) Configured {
+	return Configured{Reg: reg, Spec: reg.Spec(), Scope: ScopeGlobal,
+		Path: config.Path{}.Key("plugins").Key(reg.Name), Implicit: true}
+}
+
+func has(cs []Configured, name string) bool {
+	return slices.ContainsFunc(cs, func(c Configured) bool { return c.Reg.Name == name })
 }

@@ -102,9 +102,96 @@ type Registration struct {
 	// IdentityHeaders, when set, names the request headers the plugin sets
 	// to tell the upstream who the caller is. The gateway removes
 	// client-sent copies of every such header on every route, before any
-	// plugin runs, so no client can forge them.
+	// plugin runs, so no client can forge them: the headers of every
+	// configured instance, and those of the default settings even where
+	// the plugin does not run.
 	IdentityHeaders func(s Spec) []string
+	// Implicit says when the gateway adds the plugin, with its default
+	// settings, to a chain that does not configure it.
+	Implicit Implicit
+	// OnConsumer reports whether the plugin may be set on a consumer
+	// (consumers[i].plugins). Its Build then receives those instances in
+	// BuildEnv.ConsumerPlugins and applies each to its consumer's requests.
+	OnConsumer bool
+	// Preflight reports whether the plugin answers CORS preflight requests:
+	// an OPTIONS request with Origin and Access-Control-Request-Method then
+	// reaches the chain of the route the actual request would take, even
+	// when that route does not list OPTIONS among its methods.
+	Preflight bool
+	// Admin lists the admin API endpoints the plugin serves.
+	Admin []AdminEndpoint
 }
+
+// Implicit is when the gateway adds a plugin nobody configured.
+type Implicit int
+
+// The rules for adding a plugin implicitly.
+const (
+	// NotImplicit: only where configured.
+	NotImplicit Implicit = iota
+	// Always: in every chain, as if set in the global plugins (so also
+	// around unmatched requests when the plugin is Global).
+	Always
+	// WithAuthentication: in every chain that has a plugin of
+	// PhaseAuthenticate (the auth gate that admits or refuses).
+	WithAuthentication
+	// WhenConsumersSetIt: in every chain, at the least specific level,
+	// when some consumer sets the plugin (so that consumer's settings
+	// apply on routes that do not configure the plugin themselves).
+	WhenConsumersSetIt
+)
+
+// String says when the plugin is added, for route listings and explain.
+func (i Implicit) String() string {
+	switch i {
+	case Always:
+		return "every route"
+	case WithAuthentication:
+		return "routes that authenticate"
+	case WhenConsumersSetIt:
+		return "every route, because consumers set it"
+	default:
+		return "only where configured"
+	}
+}
+
+// AdminEndpoint is one admin API endpoint that a plugin serves on the
+// admin listener (POST /cache/purge, say).
+type AdminEndpoint struct {
+	// Method and Path select the endpoint ("POST", "/cache/purge").
+	Method, Path string
+	// Write reports whether the endpoint changes state (needs the write
+	// role when the admin API has roles).
+	Write bool
+	// Summary is one line for the admin API's listing.
+	Summary string
+	// Serve answers one request: the value to send as JSON, or an error.
+	// An *AdminError is the client's mistake and is answered with its
+	// status and detail; any other error is answered 502 with its text
+	// (it says what the operator must know, never a secret).
+	Serve func(r *http.Request, env AdminEnv) (any, error)
+}
+
+// AdminEnv is what an admin endpoint may use.
+type AdminEnv struct {
+	// Shared is the plugins' long-lived state.
+	Shared *Shared
+	// HasRoute reports whether the running config has a route of that name.
+	HasRoute func(name string) bool
+}
+
+// AdminError is an admin request the endpoint refuses.
+type AdminError struct {
+	// Status is the HTTP status (400, 404, ...).
+	Status int
+	// Detail is written for the operator.
+	Detail string
+}
+
+func (e *AdminError) Error() string { return e.Detail }
+
+// HTTPStatus is the status the admin API answers with.
+func (e *AdminError) HTTPStatus() int { return e.Status }
 
 // BuildEnv is what Build may use: where the plugin instance sits, and the
 // shared registries that outlive a single config snapshot. Plugins never
@@ -128,9 +215,13 @@ type BuildEnv struct {
 	Store *config.Store
 	// Tiers are the config's rate-limit tiers, by name.
 	Tiers map[string]config.Tier
-	// ConsumerPlugins are the plugins set on consumers, by consumer name
-	// (only rate_limit may be); nil when no consumer sets one.
+	// ConsumerPlugins are the instances of this plugin set on consumers,
+	// by consumer name (only for plugins with OnConsumer); nil when no
+	// consumer sets it.
 	ConsumerPlugins map[string]Configured
+	// ConsumerSettings are every plugin's instances set on consumers;
+	// Chain hands each instance its own plugin's in ConsumerPlugins.
+	ConsumerSettings ConsumerPlugins
 	// Metrics registers a plugin's Prometheus collectors (nil: no metrics).
 	// Collectors that outlive a snapshot are created once, in Shared.
 	Metrics prometheus.Registerer

@@ -122,6 +122,7 @@ func Registration() pipeline.Registration {
 		Spec:            func() pipeline.Spec { return DefaultSpec() },
 		Build:           build,
 		IdentityHeaders: identityHeaders,
+		Implicit:        pipeline.WithAuthentication,
 	}
 }
 

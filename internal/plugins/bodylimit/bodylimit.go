@@ -35,10 +35,11 @@ func (s *Spec) Validate(config.Path) error { return nil }
 // Registration declares the body_limit pipeline.
 func Registration() pipeline.Registration {
 	return pipeline.Registration{
-		Name:  "body_limit",
-		Phase: pipeline.PhaseLimits,
-		Spec:  func() pipeline.Spec { return &Spec{Max: DefaultMax} },
-		Build: build,
+		Name:     "body_limit",
+		Phase:    pipeline.PhaseLimits,
+		Implicit: pipeline.Always,
+		Spec:     func() pipeline.Spec { return &Spec{Max: DefaultMax} },
+		Build:    build,
 	}
 }
 

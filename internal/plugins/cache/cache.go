@@ -58,6 +58,7 @@ func Registration() pipeline.Registration {
 		Phase: pipeline.PhaseCache,
 		Spec:  func() pipeline.Spec { return newSpec() },
 		Build: build,
+		Admin: []pipeline.AdminEndpoint{purgeEndpoint},
 	}
 }
 

@@ -40,11 +40,12 @@ const Name = "cors"
 // carries CORS headers a page can read.
 func Registration() pipeline.Registration {
 	return pipeline.Registration{
-		Name:   Name,
-		Phase:  pipeline.PhaseCORS,
-		Global: true,
-		Spec:   func() pipeline.Spec { return newSpec() },
-		Build:  build,
+		Name:      Name,
+		Phase:     pipeline.PhaseCORS,
+		Global:    true,
+		Preflight: true,
+		Spec:      func() pipeline.Spec { return newSpec() },
+		Build:     build,
 	}
 }
 

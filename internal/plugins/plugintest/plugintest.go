@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/textproto"
 	"regexp"
 	"slices"
 	"strings"
@@ -169,8 +168,9 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 	if err != nil {
 		t.Fatalf("consumers: %s", err.Error())
 	}
-	chain := WithGate(plugins)
-	g.Identity = identityHeaders(chain)
+	reg := registryOf(plugins)
+	chain := reg.Assemble(pipeline.Levels{Route: plugins})
+	g.Identity = reg.IdentityHeaders(chain)
 	h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: opts.Route, Service: opts.Service,
 		Consumers: cons, Shared: opts.Shared}, proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
 	if err != nil {
@@ -217,33 +217,17 @@ func Start(t testing.TB, opts Options, plugins ...pipeline.Configured) *Gateway 
 	return g
 }
 
-// WithGate adds the auth gate with its defaults when the chain has an
-// authentication plugin and no gate, as the gateway's compiler does.
-func WithGate(chain []pipeline.Configured) []pipeline.Configured {
-	hasAuth := slices.ContainsFunc(chain, func(c pipeline.Configured) bool { return c.Reg.Phase == pipeline.PhaseAuthenticate })
-	hasGate := slices.ContainsFunc(chain, func(c pipeline.Configured) bool { return c.Reg.Name == authgate.Name })
-	if !hasAuth || hasGate {
-		return chain
-	}
-	reg := authgate.Registration()
-	return append(slices.Clone(chain), pipeline.Configured{Reg: &reg, Spec: reg.Spec(), Scope: pipeline.ScopeGlobal,
-		Path: config.Path{}.Key("plugins").Key(authgate.Name)})
-}
-
-// identityHeaders returns the sorted canonical names of the headers the
-// chain's plugins set, which the gateway strips from every request.
-func identityHeaders(chain []pipeline.Configured) []string {
-	var names []string
-	for _, c := range chain {
-		if c.Reg.IdentityHeaders == nil {
-			continue
-		}
-		for _, h := range c.Reg.IdentityHeaders(c.Spec) {
-			names = append(names, textproto.CanonicalMIMEHeaderKey(h))
+// registryOf is the registry of the plugins of a test chain and of the
+// plugins the gateway may add to it (the auth gate), so that the chain is
+// assembled by the gateway's own rules (pipeline.Registry.Assemble).
+func registryOf(cs []pipeline.Configured) *pipeline.Registry {
+	regs := []pipeline.Registration{authgate.Registration()}
+	for _, c := range cs {
+		if c.Reg.Name != authgate.Name {
+			regs = append(regs, *c.Reg)
 		}
 	}
-	slices.Sort(names)
-	return slices.Compact(names)
+	return pipeline.NewRegistry(regs, nil)
 }
 
 // params returns the named captures of re in path.

@@ -62,7 +62,12 @@ func Registration() pipeline.Registration {
 	return pipeline.Registration{
 		Name:  Name,
 		Phase: pipeline.PhaseRateLimit,
-		Spec:  func() pipeline.Spec { return &Spec{Headers: true} },
+		// A consumer may set its own limits; every chain then gets an
+		// instance (without limits of its own when the route sets none)
+		// that applies them.
+		OnConsumer: true,
+		Implicit:   pipeline.WhenConsumersSetIt,
+		Spec:       func() pipeline.Spec { return &Spec{Headers: true} },
 		Build: func(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 			sp := s.(*Spec)
 			keys, err := parseKeys(&sp.Key, config.Path{}.Key("key"))

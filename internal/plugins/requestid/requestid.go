@@ -40,11 +40,12 @@ func (s *Spec) Validate(p config.Path) error {
 // Registration declares the request_id pipeline.
 func Registration() pipeline.Registration {
 	return pipeline.Registration{
-		Name:   "request_id",
-		Phase:  pipeline.PhaseRequestID,
-		Global: true,
-		Spec:   func() pipeline.Spec { return &Spec{Header: "X-Request-ID", TrustIncoming: true} },
-		Build:  build,
+		Name:     "request_id",
+		Phase:    pipeline.PhaseRequestID,
+		Global:   true,
+		Implicit: pipeline.Always,
+		Spec:     func() pipeline.Spec { return &Spec{Header: "X-Request-ID", TrustIncoming: true} },
+		Build:    build,
 	}
 }
 
