@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
@@ -80,9 +81,12 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		healthPath: pathOrOff(cfg.Server.HealthPath),
 		readyPath:  pathOrOff(cfg.Server.ReadyPath),
 		ready:      d.Ready,
-		metrics:    d.Metrics,
-		logger:     d.Logger,
-		unmatched:  d.Metrics.Route("", ""),
+	}
+	s.edge = edge.Edge{
+		Unmatched: d.Metrics.Route("", ""),
+		InFlight:  d.Metrics.InFlightAdd,
+		Logger:    d.Logger,
+		Next:      s,
 	}
 	if s.ready == nil {
 		s.ready = func() bool { return true }
@@ -92,7 +96,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		if err != nil {
 			return nil, cfg.Report(config.Path{}.Key("trusted_proxies").Errorf("invalid address or CIDR %q", t))
 		}
-		s.trusted = append(s.trusted, p)
+		s.edge.Trusted = append(s.edge.Trusted, p)
 	}
 
 	services := make(map[string]*config.Service, len(cfg.Services))
@@ -220,7 +224,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 		*u.h = h
 	}
-	s.identity = d.Plugins.IdentityHeaders(chains...)
+	s.edge.Identity = d.Plugins.IdentityHeaders(chains...)
 	return s, nil
 }
 

@@ -1,14 +1,11 @@
 package gateway
 
 import (
-	"log/slog"
 	"net/http"
-	"net/netip"
 	"regexp"
-	"runtime/debug"
-	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 	"github.com/portico-gateway/portico/internal/router"
@@ -23,22 +20,15 @@ import (
 type Snapshot struct {
 	cfg      *config.Config
 	table    *router.Table[*route]
-	trusted  []netip.Prefix
+	edge     edge.Edge
 	services []*upstream.Service
 
 	// Chains for requests that match no route: the global plugins that run
 	// without a route around a problem response.
 	badPath, notFound, notAllowed http.Handler
-	unmatched                     *telemetry.RouteMetrics
-
-	// identity lists the identity headers (X-Consumer-ID, X-User-ID, ...)
-	// that plugins set; client-sent copies are removed from every request.
-	identity []string
 
 	healthPath, readyPath string
 	ready                 func() bool
-	metrics               *telemetry.Metrics
-	logger                *slog.Logger
 	routes                []RouteInfo
 }
 
@@ -86,42 +76,21 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	for _, h := range s.identity {
-		delete(r.Header, h)
-	}
-	st := newState(w, r, s.trusted)
-	if st.body.rc != nil {
-		r.Body = &st.body
-	}
-	r = r.WithContext(pipeline.NewContext(r.Context(), &st.ex))
-	s.metrics.InFlightAdd(1)
-	rm := s.unmatched
-	defer func() {
-		s.metrics.InFlightAdd(-1)
-		rm.Observe(st.ex.Status, time.Since(st.ex.Start), st.ex.UpstreamDuration)
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.logger.Error("panic serving request", "request_id", st.ex.RequestID,
-				"route", st.ex.Route, "panic", v, "stack", string(debug.Stack()))
-			if !st.rec.wroteHeader {
-				problem.Write(&st.rec, r, http.StatusInternalServerError, "", "the gateway failed to handle the request")
-			} else {
-				panic(http.ErrAbortHandler)
-			}
-		}
-	}()
+	s.edge.ServeHTTP(w, r)
+}
 
+// ServeEdge routes a request the edge prepared and runs the matched
+// route's chain (or the chain of unmatched requests around a problem).
+func (s *Snapshot) ServeEdge(st *edge.State, w http.ResponseWriter, r *http.Request) {
 	norm, err := router.NormalizePath(r.URL.EscapedPath())
 	if err != nil {
-		s.badPath.ServeHTTP(&st.rec, r)
+		s.badPath.ServeHTTP(w, r)
 		return
 	}
 	m, res := s.table.Lookup(r, norm)
 	switch res {
 	case router.NotFound:
-		s.notFound.ServeHTTP(&st.rec, r)
+		s.notFound.ServeHTTP(w, r)
 		return
 	case router.MethodNotAllowed:
 		if pm, ok := s.preflight(r, norm); ok {
@@ -129,21 +98,19 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		w.Header().Set("Allow", m.Allow)
-		s.notAllowed.ServeHTTP(&st.rec, r)
+		s.notAllowed.ServeHTTP(w, r)
 		return
 	}
 	rt := m.Value
-	rm = rt.metrics
-	st.ex.Route, st.ex.Service = rt.name, rt.service
-	st.ex.Path = norm
-	st.ex.UpstreamPath = upstreamPath(rt, m, norm)
+	var params []pipeline.Param
 	if len(m.Captures) > 0 {
-		st.ex.Params = make([]pipeline.Param, len(m.Captures))
+		params = make([]pipeline.Param, len(m.Captures))
 		for i, c := range m.Captures {
-			st.ex.Params[i] = pipeline.Param{Name: c.Name, Value: c.Value}
+			params[i] = pipeline.Param{Name: c.Name, Value: c.Value}
 		}
 	}
-	rt.handler.ServeHTTP(&st.rec, r)
+	st.Routed(rt.name, rt.service, norm, upstreamPath(rt, m, norm), params, rt.metrics)
+	rt.handler.ServeHTTP(w, r)
 }
 
 // preflight finds the route a CORS preflight is about when the route does

@@ -1,10 +1,11 @@
 // Package plugintest runs plugins the way the gateway does, for their
-// tests: a real edge server that strips identity headers and creates the
-// request's Exchange (client address from the TCP peer and trusted
-// proxies, route and service names, path captures), the route's plugin
-// chain (with the auth gate added as the gateway's compiler adds it), and
-// the real internal/proxy in front of a real upstream that records every
-// request reaching it.
+// tests: the gateway's own edge (internal/edge: identity headers
+// stripped, the request's Exchange created with the client address from
+// the TCP peer and trusted proxies) in front of one route (its names and
+// path captures), the route's plugin chain assembled by the gateway's own
+// rules (pipeline.Registry.Assemble: the auth gate added where the
+// compiler adds it), and the real internal/proxy in front of a real
+// upstream that records every request reaching it.
 package plugintest
 
 import (
@@ -14,13 +15,12 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/proxy"
@@ -180,29 +180,30 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// As the gateway's snapshot does: strip, then create the Exchange.
-		for _, name := range g.Identity {
-			delete(r.Header, name)
-		}
-		ex := &pipeline.Exchange{Start: time.Now(), Route: opts.Route, Service: opts.Service,
-			RequestID: RequestID, UpstreamPath: r.URL.EscapedPath()}
-		if norm, err := router.NormalizePath(r.URL.EscapedPath()); err == nil {
-			ex.Path = norm
-		}
-		ex.ClientIP, ex.PeerTrusted = ClientIP(r, opts.TrustedProxies)
-		ex.Params = params(opts.Params, r.URL.Path)
-		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
-	}))
-	_ = edge.Listener.Close()
-	edge.Listener = ln
-	edge.Start()
+	// The gateway's own edge, in front of one route: it strips the
+	// identity headers and creates the Exchange; the route is the one
+	// every request matches.
+	front := &edge.Edge{Trusted: opts.TrustedProxies, Identity: g.Identity,
+		Next: edge.HandlerFunc(func(st *edge.State, w http.ResponseWriter, r *http.Request) {
+			st.Exchange().RequestID = RequestID
+			path := r.URL.EscapedPath()
+			norm, err := router.NormalizePath(path)
+			if err != nil {
+				norm = ""
+			}
+			st.Routed(opts.Route, opts.Service, norm, path, params(opts.Params, r.URL.Path), nil)
+			h.ServeHTTP(w, r)
+		})}
+	srv := httptest.NewUnstartedServer(front)
+	_ = srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
 	tr := &http.Transport{DisableCompression: true}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
-		edge.Close()
+		srv.Close()
 	})
-	g.URL = edge.URL
+	g.URL = srv.URL
 	g.Client = &http.Client{Transport: tr}
 	return g, nil
 }
@@ -246,40 +247,6 @@ func params(re *regexp.Regexp, path string) []pipeline.Param {
 		}
 	}
 	return out
-}
-
-// ClientIP returns the real client address of r and whether its TCP peer
-// is a trusted proxy, as the gateway's edge decides it: an untrusted
-// peer is the client; for a trusted one X-Forwarded-For is read from the
-// right and the first address that is not itself trusted is the client.
-// Malformed entries end the walk. (A copy of internal/gateway's unexported
-// clientIP, kept minimal.)
-func ClientIP(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	isTrusted := func(a netip.Addr) bool {
-		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
-	}
-	client := ap.Addr().Unmap()
-	if !isTrusted(client) {
-		return client, false
-	}
-	values := r.Header["X-Forwarded-For"]
-	for i := len(values) - 1; i >= 0; i-- {
-		parts := strings.Split(values[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
-			if err != nil {
-				return client, true
-			}
-			if client = a.Unmap(); !isTrusted(client) {
-				return client, true
-			}
-		}
-	}
-	return client, true
 }
 
 // Header returns a header of name/value pairs, added in order.

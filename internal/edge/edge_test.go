@@ -1,4 +1,4 @@
-package gateway
+package edge
 
 import (
 	"net/http"
@@ -34,7 +34,7 @@ func TestClientIP(t *testing.T) {
 			if tt.xff != nil {
 				r.Header["X-Forwarded-For"] = tt.xff
 			}
-			ip, tr := clientIP(r, trusted)
+			ip, tr := ClientIP(r, trusted)
 			if ip.String() != tt.wantIP || tr != tt.wantTrusted {
 				t.Errorf("got %s trusted=%v, want %s trusted=%v", ip, tr, tt.wantIP, tt.wantTrusted)
 			}

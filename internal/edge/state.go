@@ -1,4 +1,4 @@
-package gateway
+package edge
 
 import (
 	"bufio"
@@ -12,12 +12,28 @@ import (
 	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
-// state is everything the edge keeps for one request, in one allocation:
-// the Exchange the plugins see, the response recorder and the body counter.
-type state struct {
-	ex   pipeline.Exchange
-	rec  recorder
-	body countingBody
+// State is everything the edge keeps for one request, in one allocation:
+// the Exchange the plugins see, the response recorder, the body counter,
+// and the series that count the request when it ends.
+type State struct {
+	ex       pipeline.Exchange
+	rec      recorder
+	body     countingBody
+	observer Observer
+}
+
+// Exchange returns the request's Exchange.
+func (st *State) Exchange() *pipeline.Exchange { return &st.ex }
+
+// Routed records the route the request matched: its names, the
+// normalized path it matched, the path the upstream receives and the
+// path captures, and the series that count it.
+func (st *State) Routed(route, service, path, upstreamPath string, params []pipeline.Param, o Observer) {
+	ex := &st.ex
+	ex.Route, ex.Service, ex.Path, ex.UpstreamPath, ex.Params = route, service, path, upstreamPath, params
+	if o != nil {
+		st.observer = o
+	}
 }
 
 // recorder passes writes through and keeps the status and byte count in the
@@ -81,22 +97,22 @@ func (b *countingBody) Read(p []byte) (int, error) {
 func (b *countingBody) Close() error { return b.rc.Close() }
 
 // newState prepares the per-request state for r.
-func newState(w http.ResponseWriter, r *http.Request, trusted []netip.Prefix) *state {
-	st := &state{}
+func newState(w http.ResponseWriter, r *http.Request, trusted []netip.Prefix) *State {
+	st := &State{}
 	st.ex.Start = time.Now()
 	st.rec = recorder{w: w, ex: &st.ex}
 	if r.Body != nil && r.Body != http.NoBody {
 		st.body = countingBody{rc: r.Body, ex: &st.ex}
 	}
-	st.ex.ClientIP, st.ex.PeerTrusted = clientIP(r, trusted)
+	st.ex.ClientIP, st.ex.PeerTrusted = ClientIP(r, trusted)
 	return st
 }
 
-// clientIP returns the real client address and whether the TCP peer is a
+// ClientIP returns the real client address and whether the TCP peer is a
 // trusted proxy. For a trusted peer, X-Forwarded-For is read from the right:
 // the first address that is not itself a trusted proxy is the client (as
 // NGINX's real_ip_recursive). Malformed entries end the walk.
-func clientIP(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
+func ClientIP(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}, false
