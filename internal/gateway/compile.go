@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/proxy"
