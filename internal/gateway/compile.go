@@ -99,40 +99,19 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		s.edge.Trusted = append(s.edge.Trusted, p)
 	}
 
-	services := make(map[string]*config.Service, len(cfg.Services))
-	runtime := make(map[string]*upstream.Service, len(cfg.Services))
-	for i := range cfg.Services {
-		sc := &cfg.Services[i]
-		svc, err := d.Upstreams.Service(*sc)
-		if err != nil {
-			errs = append(errs, config.Path{}.Index("services", i).Errorf("%s", err.Error()))
-			continue
-		}
-		services[sc.Name] = sc
-		runtime[sc.Name] = svc
-		s.services = append(s.services, svc)
-	}
-	if err := errors.Join(errs...); err != nil {
+	ups, err := compileServices(cfg, d)
+	if err != nil {
 		return nil, cfg.Report(err)
 	}
-
-	// Retry budgets are per service (a route with its own retries has its
-	// own), per snapshot.
-	budgets := make(map[string]*upstream.RetryBudget)
-	for i := range cfg.Services {
-		if r := cfg.Services[i].Retries; r != nil {
-			budgets[cfg.Services[i].Name] = upstream.NewRetryBudget(r.Budget)
-		}
-	}
+	s.services = ups.list
 
 	rules := make([]router.Rule[*route], 0, len(cfg.Routes))
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		p := config.Path{}.Index("routes", i)
-		sc := services[rc.Service]
-		svc := runtime[rc.Service]
-		if sc == nil || svc == nil {
-			errs = append(errs, p.Key("service").Errorf("unknown service %q", rc.Service))
+		term, err := ups.terminalFor(rc, p, d)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		rt := &route{
@@ -149,24 +128,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			}
 			rt.rewrite, rt.replacement = re, rc.PathRewrite.Replacement
 		}
-		retries, budget := sc.Retries, budgets[sc.Name]
-		if rc.Retries != nil {
-			retries, budget = rc.Retries, upstream.NewRetryBudget(rc.Retries.Budget)
-		}
-		po := proxy.Options{
-			Service:      svc,
-			Timeouts:     sc.Timeouts,
-			PreserveHost: sc.PreserveHost,
-			HostHeader:   sc.HostHeader,
-			Logger:       d.Logger,
-			Tunnels:      d.Tunnels,
-			Retries:      retries,
-			Fallback:     rc.Fallback,
-		}
-		if budget != nil {
-			po.Budget = budget
-		}
-		px := proxy.New(po)
+		rt.terminal = term
 		chain := d.Plugins.Assemble(pipeline.Levels{Global: global, Service: svcPlugins[rc.Service],
 			Route: routePlugins[i], Consumers: consumerPlugins})
 		chains = append(chains, chain)
@@ -175,7 +137,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			Consumers: consumers, Shared: shared,
 			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry(),
 			ConsumerSettings: consumerPlugins,
-		}, px)
+		}, term)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -218,7 +180,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		{&s.notFound, http.StatusNotFound, "no route matches the request"},
 		{&s.notAllowed, http.StatusMethodNotAllowed, "the route does not allow this method"},
 	} {
-		h, err := pipeline.Chain(unrouted, env, terminal(u.status, u.detail))
+		h, err := pipeline.Chain(unrouted, env, &problemTerminal{status: u.status, detail: u.detail})
 		if err != nil {
 			return nil, cfg.Report(err)
 		}

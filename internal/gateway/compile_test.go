@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/router"
 	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
@@ -268,5 +270,29 @@ func TestIdentityHeadersStrippedWithoutAuth(t *testing.T) {
 	s.ServeHTTP(w, r)
 	if w.Code != 200 {
 		t.Fatalf("got %d, want 200", w.Code)
+	}
+}
+
+// TestTerminalsByRouteKind: every route's chain ends in the terminal its
+// kind chose (the proxy to its service), and the chains around unmatched
+// requests end in fixed problems; each can say what it would do.
+func TestTerminalsByRouteKind(t *testing.T) {
+	up := echoUpstream(t)
+	s := mustCompile(t, baseYAML, up.URL)
+	ex := &pipeline.Exchange{UpstreamPath: "/7"}
+	for _, path := range []string{"/api/orders/7", "/api/exact", "/api/v2/items"} {
+		r := httptest.NewRequest("GET", path, nil)
+		m, res := s.table.Lookup(r, path)
+		if res != router.Matched {
+			t.Fatalf("%s: got %v, want a match", path, res)
+		}
+		p := m.Value.terminal.Describe(r, ex)
+		if p.Kind != "proxy" || p.Service != "echo" || p.Upstream == nil || p.Upstream.Target != "/7" {
+			t.Errorf("route %s: got plan %+v, want the proxy to echo", m.Value.name, p)
+		}
+	}
+	r := httptest.NewRequest("GET", "/nowhere", nil)
+	if p := (&problemTerminal{status: 404, detail: "no route"}).Describe(r, ex); p.Kind != "respond" || p.Status != 404 {
+		t.Errorf("got plan %+v, want a 404 answer", p)
 	}
 }

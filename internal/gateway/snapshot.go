@@ -7,7 +7,6 @@ import (
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/pipeline"
-	"github.com/portico-gateway/portico/internal/problem"
 	"github.com/portico-gateway/portico/internal/router"
 	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
@@ -35,7 +34,8 @@ type Snapshot struct {
 // route is the runtime form of one config route.
 type route struct {
 	name, service string
-	handler       http.Handler
+	handler       http.Handler      // the chain around terminal
+	terminal      pipeline.Terminal // what ends the chain
 	stripPrefix   bool
 	rewrite       *regexp.Regexp
 	replacement   string
@@ -156,11 +156,4 @@ func writeStatusJSON(w http.ResponseWriter, code int, body string) {
 	h["Cache-Control"] = []string{"no-store"}
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(body))
-}
-
-// terminal answers unmatched requests with a fixed problem.
-func terminal(status int, detail string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, r, status, "", detail)
-	})
 }

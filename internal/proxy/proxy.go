@@ -83,49 +83,86 @@ type Options struct {
 	Budget  RetryBudget
 	// Fallback answers instead of a gateway-made 502, 503 or 504.
 	Fallback *config.Fallback
+	// Client speaks to the service's targets; nil means HTTP/1.1
+	// (NewHTTP1 with Timeouts, Logger and Tunnels).
+	Client Client
 }
 
-// Handler forwards requests to one service. It is an http.Handler, safe
-// for concurrent use, and holds no per-request state.
+// Handler forwards requests to one service: it is the terminal of a route
+// of kind proxy. It is safe for concurrent use and holds no per-request
+// state.
 type Handler struct {
 	svc          *upstream.Service
-	connect      time.Duration
-	respHeader   time.Duration
+	client       Client
 	total        time.Duration
 	preserveHost bool
 	hostHeader   string
-	logger       *slog.Logger
-	tunnels      *Tunnels
 	retry        *retryPolicy
 	fallback     *fallback
 }
 
-var _ http.Handler = (*Handler)(nil)
+var _ pipeline.Terminal = (*Handler)(nil)
 
 // New returns a Handler for o.
 func New(o Options) *Handler {
 	h := &Handler{
 		svc:          o.Service,
-		connect:      o.Timeouts.Connect.D(),
-		respHeader:   o.Timeouts.ResponseHeader.D(),
+		client:       o.Client,
 		total:        o.Timeouts.Total.D(),
 		preserveHost: o.PreserveHost,
 		hostHeader:   o.HostHeader,
-		logger:       o.Logger,
-		tunnels:      o.Tunnels,
 		retry:        newRetryPolicy(o.Retries, o.Budget),
 		fallback:     newFallback(o.Fallback),
 	}
-	if h.connect <= 0 {
-		h.connect = DefaultConnectTimeout
-	}
-	if h.respHeader <= 0 {
-		h.respHeader = DefaultResponseHeaderTimeout
-	}
-	if h.logger == nil {
-		h.logger = slog.New(slog.DiscardHandler)
+	if h.client == nil {
+		h.client = NewHTTP1(HTTP1Options{Connect: o.Timeouts.Connect.D(), ResponseHeader: o.Timeouts.ResponseHeader.D(),
+			Logger: o.Logger, Tunnels: o.Tunnels})
 	}
 	return h
+}
+
+// host is the Host header the upstream receives from target t: one a
+// plugin set, the service's host_header, the client's (preserve_host), or
+// the target's.
+func (h *Handler) host(r *http.Request, ex *pipeline.Exchange, t *upstream.Target) string {
+	switch {
+	case ex.UpstreamHost != "":
+		return ex.UpstreamHost
+	case h.hostHeader != "":
+		return h.hostHeader
+	case h.preserveHost && r.Host != "":
+		return r.Host
+	}
+	return t.Host
+}
+
+// Describe says where the request would go: the service, its balancer and
+// targets, and the request the first available target would receive.
+func (h *Handler) Describe(r *http.Request, ex *pipeline.Exchange) pipeline.Plan {
+	p := pipeline.Plan{Kind: "proxy"}
+	if h.svc == nil {
+		return p
+	}
+	cfg := h.svc.Config()
+	p.Service, p.LoadBalancer = h.svc.Name(), cfg.LoadBalancer.Algorithm
+	if p.LoadBalancer == "" {
+		p.LoadBalancer = "round_robin"
+	}
+	now := time.Now()
+	var first *upstream.Target
+	for _, t := range h.svc.Targets() {
+		ok := t.Available(now)
+		p.Targets = append(p.Targets, pipeline.PlanTarget{URL: t.URL, Weight: t.Weight(), Available: ok})
+		if first == nil && ok {
+			first = t
+		}
+	}
+	if first == nil {
+		return p
+	}
+	up := h.client.Describe(Attempt{R: r, Ex: ex, Target: first, Host: h.host(r, ex, first), Upgrade: upgradeType(r)})
+	p.Upstream = &up
+	return p
 }
 
 // ServeHTTP forwards r to a target of the service and streams the response
@@ -196,17 +233,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.E
 		tried.Add(p.Pos)
 		t := p.Target
 		ex.Upstream = t.Addr
-		c := getCall(h, w, r, ex, t)
-		c.upgrade, c.deadline = upgrade, deadline
+		c := h.client.Begin(Attempt{W: w, R: r, Ex: ex, Target: t, Host: h.host(r, ex, t),
+			Upgrade: upgrade, Deadline: deadline})
 		t.Begin()
 		at := start // the first attempt starts with the request
 		if n > 1 {
 			at = time.Now()
 		}
-		err = c.exchange()
+		err = c.Exchange()
 		status := 0
 		if err == nil {
-			status = c.hd.status
+			status = c.Status()
 		}
 		res := classify(r.Context(), err, status)
 		if n < attempts && h.shouldRetry(r, c, err, status, retryable, rb) {
@@ -216,7 +253,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.E
 				err = &statusError{status: status}
 			}
 			lastErr = err
-			c.release() // closes the connection: the answer is not read
+			c.Release() // closes the connection: the answer is not read
 			t.End()
 			if !pol.wait(r.Context(), n, deadline) || (rb != nil && !rb.rewind()) {
 				h.fail(w, r, ex, lastErr, false)
@@ -228,20 +265,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.E
 		}
 		lat := time.Since(at)
 		if err == nil {
-			if c.hd.status == http.StatusSwitchingProtocols {
-				err = c.tunnel()
-			} else {
-				err = c.relay()
-			}
+			err = c.Relay()
 			if err != nil && res == upstream.Success {
 				res = classify(r.Context(), err, 0)
 			}
 		}
-		if err != nil && !c.sent.IsZero() && ex.UpstreamDuration == 0 {
-			ex.UpstreamDuration = time.Since(c.sent)
+		pr := c.Progress()
+		if err != nil && !pr.Sent.IsZero() && ex.UpstreamDuration == 0 {
+			ex.UpstreamDuration = time.Since(pr.Sent)
 		}
-		wrote, hijacked := c.wroteHeader, c.hijacked
-		c.release()
+		wrote, hijacked := pr.WroteHeader, pr.Hijacked
+		c.Release()
 		t.End()
 		end := time.Now()
 		h.svc.Report(p, res, lat, end)
@@ -262,7 +296,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, ex *pipeline.E
 // configured statuses only for retryable requests whose body can be sent
 // again; the client must still be there, and the retry budget must allow
 // it.
-func (h *Handler) shouldRetry(r *http.Request, c *call, err error, status int, retryable bool, rb *replayBody) bool {
+func (h *Handler) shouldRetry(r *http.Request, c Call, err error, status int, retryable bool, rb *replayBody) bool {
 	pol := h.retry
 	if pol == nil || r.Context().Err() != nil {
 		return false
@@ -277,7 +311,7 @@ func (h *Handler) shouldRetry(r *http.Request, c *call, err error, status int, r
 	case !retryable || classify(r.Context(), err, 0) != upstream.ConnFailure || errors.Is(err, errBadSwitch):
 		return false
 	}
-	if c.bodyRead && (rb == nil || !rb.replayable()) {
+	if c.Progress().BodyRead && (rb == nil || !rb.replayable()) {
 		return false
 	}
 	return pol.withdraw(time.Now())

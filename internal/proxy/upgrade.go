@@ -159,7 +159,7 @@ func (c *call) tunnel() error {
 		tn.close()
 		return fmt.Errorf("write upgrade response: %w", err)
 	}
-	if ts := c.h.tunnels; ts != nil {
+	if ts := c.cl.tunnels; ts != nil {
 		if !ts.add(tn) {
 			tn.close()
 			return errTunnelsClosed

@@ -184,3 +184,7 @@ func (t *Target) available(now int64) bool {
 	}
 	return true
 }
+
+// Available reports whether the target may get traffic at now: active
+// checks pass (if any), it is not ejected, and its breaker is not open.
+func (t *Target) Available(now time.Time) bool { return t.available(now.UnixNano()) }
