@@ -58,7 +58,7 @@ const (
 // single target {URL, weight 1}. Timeouts.Total stays 0: unbounded.
 // ApplyDefaults is idempotent; Parse calls it before Validate.
 func (c *Config) ApplyDefaults() {
-	setDefault(&c.Listen, DefaultListen)
+	c.applyListenerDefaults()
 	setDefault(&c.Admin.Listen, DefaultAdminListen)
 	s := &c.Server
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
@@ -68,9 +68,6 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&s.HealthPath, DefaultHealthPath)
 	setDefault(&s.ReadyPath, DefaultReadyPath)
-	if c.TLS != nil {
-		setDefault(&c.TLS.MinVersion, DefaultTLSMinVersion)
-	}
 	for i := range c.Services {
 		svc := &c.Services[i]
 		if svc.URL != "" && len(svc.Targets) == 0 {

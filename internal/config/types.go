@@ -21,14 +21,20 @@ import (
 
 // Config is the whole gateway configuration: one YAML file.
 type Config struct {
-	// Listen is the address of the public listener. Default ":8080".
+	// Listen is the address of the public listener, in the one-listener
+	// short form (listen, tls, h2c). Default ":8080".
 	Listen string `yaml:"listen"`
-	// TLS, when set, makes the public listener serve HTTPS (HTTP/1.1 and
-	// HTTP/2 by ALPN). Default: plain HTTP.
+	// TLS, when set, makes the short form's listener serve HTTPS (HTTP/1.1
+	// and HTTP/2 by ALPN). Default: plain HTTP.
 	TLS *TLS `yaml:"tls"`
-	// H2C enables cleartext HTTP/2 (prior knowledge) on a plain listener.
-	// Default false.
+	// H2C enables cleartext HTTP/2 (prior knowledge) on the short form's
+	// plain listener. Default false.
 	H2C bool `yaml:"h2c"`
+	// Listeners are the public listeners, each with its own address and
+	// protocols. Without it, listen, tls and h2c declare one listener
+	// named "default"; the two forms cannot be combined. Read them with
+	// PublicListeners, which gives either form as a list.
+	Listeners []Listener `yaml:"listeners"`
 	// Admin configures the admin listener (metrics, health, reload).
 	Admin Admin `yaml:"admin"`
 	// Server holds the public listener's limits and timeouts.

@@ -30,7 +30,6 @@ func (c *Config) Validate() error {
 func (c *Config) validate() []error {
 	v := &validator{c: c}
 	v.listeners()
-	v.tls()
 	v.server()
 	v.trustedProxies()
 	v.services()
@@ -61,18 +60,6 @@ func (v *validator) q(p Path, s string) string {
 		return "(value from environment)"
 	}
 	return strconv.Quote(s)
-}
-
-func (v *validator) listeners() {
-	lp, ap := Path{}.Key("listen"), Path{}.Key("admin").Key("listen")
-	v.addr(lp, v.c.Listen)
-	admin := v.c.Admin.Listen
-	if admin == "off" {
-		return
-	}
-	if v.addr(ap, admin) && sameListener(admin, v.c.Listen) {
-		v.errf(ap, "must differ from listen")
-	}
 }
 
 // addr checks a listen address and reports whether it is valid.
@@ -108,26 +95,6 @@ func sameListener(a, b string) bool {
 	}
 	all := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ha == hb || all(ha) || all(hb)
-}
-
-func (v *validator) tls() {
-	t := v.c.TLS
-	if t == nil {
-		return
-	}
-	p := Path{}.Key("tls")
-	if t.CertFile == "" {
-		v.errf(p.Key("cert_file"), "is required when tls is set")
-	}
-	if t.KeyFile == "" {
-		v.errf(p.Key("key_file"), "is required when tls is set")
-	}
-	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
-		v.errf(p.Key("min_version"), `must be "1.2" or "1.3"`)
-	}
-	if v.c.H2C {
-		v.errf(Path{}.Key("h2c"), "h2c is cleartext HTTP/2 and cannot be combined with tls (TLS listeners already speak HTTP/2)")
-	}
 }
 
 func (v *validator) server() {

@@ -1,8 +1,9 @@
 // Package gateway compiles a config into an immutable Snapshot and serves
 // it.
 //
-// Life of the server: New compiles the first snapshot; Run opens the public
-// and admin listeners, marks the gateway ready and waits. A reload (SIGHUP,
+// Life of the server: New compiles the first snapshot and loads the
+// listeners' certificates; Run opens the public listeners (package
+// listener) and the admin listener, marks the gateway ready and waits. A reload (SIGHUP,
 // a change of the config file, or POST /reload on the admin listener) loads,
 // validates and compiles the new config beside the running one and swaps it
 // in with one atomic store: requests already in flight finish on the
@@ -22,13 +23,14 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
-	"github.com/portico-gateway/portico/internal/listener/h1"
+	"github.com/portico-gateway/portico/internal/listener"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/proxy"
@@ -55,8 +57,10 @@ type Options struct {
 // API on the admin listener.
 type Server struct {
 	current atomic.Pointer[Snapshot]
-	cert    atomic.Pointer[tls.Certificate]
 	ready   atomic.Bool
+	// certs are the loaded certificates of the TLS listeners, by listener
+	// name, until Run opens the listeners.
+	certs map[string]*tls.Certificate
 
 	opts    Options
 	log     *slog.Logger
@@ -70,9 +74,7 @@ type Server struct {
 	bgWG  *sync.WaitGroup
 
 	mu        sync.Mutex
-	publicLn  net.Listener
-	adminLn   net.Listener
-	boundAddr string
+	listeners []*listener.Listener
 	adminAddr string
 	started   chan struct{}
 }
@@ -110,12 +112,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.TLS != nil {
-		cert, err := loadCert(cfg.TLS)
-		if err != nil {
-			return nil, err
-		}
-		s.cert.Store(cert)
+	if s.certs, err = loadCertificates(cfg); err != nil {
+		return nil, err
 	}
 	s.current.Store(snap)
 	s.deps.Metrics.Reload(true) // the first load counts as a successful load
@@ -140,12 +138,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.current.Load().ServeHTTP(w, r)
 }
 
-// Addr returns the bound public address once Run has opened it.
+// Addr returns the bound address of the first public listener once Run
+// has opened it ("" when Run failed to open the listeners).
 func (s *Server) Addr() string {
 	<-s.started
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.boundAddr
+	if len(s.listeners) == 0 {
+		return ""
+	}
+	return s.listeners[0].Addr()
+}
+
+// Addrs returns the bound address of every public listener by name, once
+// Run has opened them.
+func (s *Server) Addrs() map[string]string {
+	<-s.started
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.listeners))
+	for _, l := range s.listeners {
+		out[l.Name()] = l.Addr()
+	}
+	return out
 }
 
 // AdminAddr returns the bound admin address ("" when disabled).
@@ -196,21 +211,23 @@ func (s *Server) reload() error {
 		s.deps.Metrics.Reload(false)
 		return err
 	}
-	var cert *tls.Certificate
-	if cfg.TLS != nil {
-		if cert, err = loadCert(cfg.TLS); err != nil {
-			s.deps.Metrics.Reload(false)
-			return err
-		}
+	certs, err := loadCertificates(cfg)
+	if err != nil {
+		s.deps.Metrics.Reload(false)
+		return err
 	}
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		s.deps.Metrics.Reload(false)
 		return err
 	}
-	if cert != nil {
-		s.cert.Store(cert)
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		if c := certs[l.Name()]; c != nil {
+			l.SetCertificate(c)
+		}
 	}
+	s.mu.Unlock()
 	s.current.Store(snap)
 	s.deps.Shared.Retire()
 	s.startShared(s.bgCtx, s.bgWG)
@@ -239,19 +256,12 @@ func (s *Server) pluginEndpoints() []admin.Endpoint {
 	return out
 }
 
-// restartOnly refuses changes that need a restart: the listeners.
+// restartOnly refuses changes that need a restart: the listeners and the
+// server limits.
 func restartOnly(old, cfg *config.Config) error {
-	var errs []error
-	if old.Listen != cfg.Listen {
-		errs = append(errs, config.Path{}.Key("listen").Errorf("cannot change on reload; restart portico"))
-	}
+	errs := listener.RestartOnly(old, cfg)
 	if old.Admin.Listen != cfg.Admin.Listen {
 		errs = append(errs, config.Path{}.Key("admin").Key("listen").Errorf("cannot change on reload; restart portico"))
-	}
-	if (old.TLS == nil) != (cfg.TLS == nil) || old.H2C != cfg.H2C {
-		errs = append(errs, config.Path{}.Key("tls").Errorf("turning TLS or h2c on or off needs a restart"))
-	} else if old.TLS != nil && old.TLS.MinVersion != cfg.TLS.MinVersion {
-		errs = append(errs, config.Path{}.Key("tls").Key("min_version").Errorf("cannot change on reload; restart portico"))
 	}
 	if old.Server != cfg.Server {
 		errs = append(errs, config.Path{}.Key("server").Errorf("cannot change on reload; restart portico"))
@@ -259,24 +269,31 @@ func restartOnly(old, cfg *config.Config) error {
 	return cfg.Locate(errors.Join(errs...))
 }
 
-func loadCert(t *config.TLS) (*tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load tls certificate %s: %w", t.CertFile, err)
+// loadCertificates loads the certificate of every TLS listener of cfg, by
+// listener name; the first failure is returned.
+func loadCertificates(cfg *config.Config) (map[string]*tls.Certificate, error) {
+	out := make(map[string]*tls.Certificate)
+	for _, l := range cfg.PublicListeners() {
+		if l.TLS == nil {
+			continue
+		}
+		c, err := listener.LoadCertificate(l.TLS)
+		if err != nil {
+			return nil, err
+		}
+		out[l.Name] = c
 	}
-	return &cert, nil
+	return out, nil
 }
 
-// Run serves until ctx ends, then drains and returns. listen and admin, when
-// non-empty, override the config's addresses (the demo uses this).
+// Run serves until ctx ends, then drains and returns.
 func (s *Server) Run(ctx context.Context) error {
 	cfg := s.current.Load().cfg
-	pub, adm, err := s.listen(cfg)
+	publics, adm, err := s.listen(cfg)
 	if err != nil {
 		close(s.started)
 		return err
 	}
-	public := h1.For(s.newPublicServer(cfg))
 	var adminSrv *http.Server
 	if adm != nil {
 		adminSrv = &http.Server{
@@ -308,22 +325,19 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 
-	serveErr := make(chan error, 2)
-	go func() {
-		var err error
-		if cfg.TLS != nil {
-			err = public.ServeTLS(pub, "", "")
-		} else {
-			err = public.Serve(pub)
-		}
-		serveErr <- err
-	}()
+	serveErr := make(chan error, len(publics)+1)
+	bound := make([]string, 0, len(publics))
+	for _, l := range publics {
+		go func() { serveErr <- l.Serve() }()
+		bound = append(bound, l.Name()+"="+l.Addr())
+	}
 	if adminSrv != nil {
 		go func() { serveErr <- adminSrv.Serve(adm) }()
 	}
 	close(s.started)
 	s.ready.Store(true)
-	s.log.Info("portico started", "listen", pub.Addr().String(), "admin", s.adminAddr, "routes", len(cfg.Routes))
+	s.log.Info("portico started", "listen", publics[0].Addr(), "listeners", strings.Join(bound, " "),
+		"admin", s.adminAddr, "routes", len(cfg.Routes))
 
 	var runErr error
 	select {
@@ -340,10 +354,16 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("draining", "timeout", drain.String())
 	dctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := public.Shutdown(dctx); err != nil {
-		s.log.Warn("drain timeout: closing remaining connections", "error", err)
-		_ = public.Close()
+	var drained sync.WaitGroup
+	for _, l := range publics {
+		drained.Go(func() {
+			if err := l.Shutdown(dctx); err != nil {
+				s.log.Warn("drain timeout: closing remaining connections", "listener", l.Name(), "error", err)
+				_ = l.Close()
+			}
+		})
 	}
+	drained.Wait()
 	s.deps.Tunnels.CloseAll()
 	if adminSrv != nil {
 		_ = adminSrv.Shutdown(dctx)
@@ -356,56 +376,42 @@ func (s *Server) Run(ctx context.Context) error {
 	return runErr
 }
 
-func (s *Server) newPublicServer(cfg *config.Config) *http.Server {
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
-		IdleTimeout:       cfg.Server.IdleTimeout.D(),
-		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	if cfg.TLS != nil {
-		min := uint16(tls.VersionTLS12)
-		if cfg.TLS.MinVersion == "1.3" {
-			min = tls.VersionTLS13
-		}
-		srv.TLSConfig = &tls.Config{
-			MinVersion: min,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return s.cert.Load(), nil
-			},
+// listen opens every public listener and the admin listener; on a
+// failure it closes what it opened.
+func (s *Server) listen(cfg *config.Config) ([]*listener.Listener, net.Listener, error) {
+	slots := listener.NewSlots(cfg.Server.MaxConnections)
+	errorLog := slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+	var publics []*listener.Listener
+	closeAll := func() {
+		for _, l := range publics {
+			_ = l.Close()
 		}
 	}
-	if cfg.H2C && cfg.TLS == nil {
-		srv.Protocols = new(http.Protocols)
-		srv.Protocols.SetHTTP1(true)
-		srv.Protocols.SetUnencryptedHTTP2(true)
+	for _, lc := range cfg.PublicListeners() {
+		l, err := listener.Open(listener.Options{Config: lc, Server: cfg.Server, Handler: s, Slots: slots,
+			Certificate: s.certs[lc.Name], ErrorLog: errorLog})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		publics = append(publics, l)
 	}
-	return srv
-}
-
-func (s *Server) listen(cfg *config.Config) (net.Listener, net.Listener, error) {
-	pub, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	pub = limitListener(pub, cfg.Server.MaxConnections)
 	var adm net.Listener
 	if cfg.Admin.Listen != "off" && cfg.Admin.Listen != "" {
-		adm, err = net.Listen("tcp", cfg.Admin.Listen)
-		if err != nil {
-			_ = pub.Close()
+		var err error
+		if adm, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			closeAll()
 			return nil, nil, fmt.Errorf("listen admin %s: %w", cfg.Admin.Listen, err)
 		}
 	}
 	s.mu.Lock()
-	s.publicLn, s.adminLn = pub, adm
-	s.boundAddr = pub.Addr().String()
+	s.listeners = publics
+	s.certs = nil
 	if adm != nil {
 		s.adminAddr = adm.Addr().String()
 	}
 	s.mu.Unlock()
-	return pub, adm, nil
+	return publics, adm, nil
 }
 
 // reloadLoop runs reloads one at a time; requests that arrive while one is

@@ -158,6 +158,8 @@ type gw struct {
 	file   string // config file ("" for demo)
 	addr   string // bound public address
 	admin  string // bound admin address ("" when off)
+	// listeners are the bound addresses of the public listeners, by name.
+	listeners map[string]string
 	stdout *logBuffer
 	stderr *logBuffer
 	done   chan struct{} // closed when the process has exited
@@ -217,6 +219,12 @@ func startProcess(t *testing.T, dir string, args ...string) *gw {
 	}
 	g.addr, _ = started["listen"].(string)
 	g.admin, _ = started["admin"].(string)
+	g.listeners = make(map[string]string)
+	all, _ := started["listeners"].(string)
+	for _, nameAddr := range strings.Fields(all) {
+		name, addr, _ := strings.Cut(nameAddr, "=")
+		g.listeners[name] = addr
+	}
 	if g.addr == "" {
 		t.Fatalf("started line has no listen address: %v", started)
 	}
