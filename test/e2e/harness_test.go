@@ -152,18 +152,18 @@ func (b *logBuffer) waitFor(timeout time.Duration, stop <-chan struct{}, cond fu
 
 // gw is one running portico process.
 type gw struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	dir    string // the test's temp dir
-	file   string // config file ("" for demo)
-	addr   string // bound public address
-	admin  string // bound admin address ("" when off)
+	t     *testing.T
+	cmd   *exec.Cmd
+	dir   string // the test's temp dir
+	file  string // config file ("" for demo)
+	addr  string // bound public address
+	admin string // bound admin address ("" when off)
 	// listeners are the bound addresses of the public listeners, by name.
 	listeners map[string]string
-	stdout *logBuffer
-	stderr *logBuffer
-	done   chan struct{} // closed when the process has exited
-	exit   int
+	stdout    *logBuffer
+	stderr    *logBuffer
+	done      chan struct{} // closed when the process has exited
+	exit      int
 }
 
 // startGateway writes yaml to a fresh portico.yaml and runs `portico run`
