@@ -21,6 +21,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -144,8 +145,8 @@ type LogSinks interface {
 	Sink(spec string) (Sink, error)
 }
 
-// Sink is one log output: buffered, safe for concurrent use.
-type Sink interface {
-	// Write writes one complete log line (with its trailing newline).
-	Write(line []byte) (int, error)
-}
+// Sink is one log output: buffered, safe for concurrent use. Package
+// telemetry declares it, beside the Sinks that hand it out.
+type Sink = telemetry.Sink
+
+var _ LogSinks = (*telemetry.Sinks)(nil)
