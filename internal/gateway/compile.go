@@ -29,7 +29,7 @@ import (
 type Deps struct {
 	Plugins   *pipeline.Registry
 	Upstreams *upstream.Registry
-	Metrics   *telemetry.Metrics
+	Telemetry *telemetry.Telemetry
 	Sinks     pipeline.LogSinks
 	Tunnels   *proxy.Tunnels
 	Shared    *pipeline.Shared
@@ -93,9 +93,9 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		healthPath: pathOrOff(cfg.Server.HealthPath),
 		readyPath:  pathOrOff(cfg.Server.ReadyPath),
 		ready:      d.Ready,
-		metrics:    d.Metrics,
+		metrics:    d.Telemetry,
 		logger:     d.Logger,
-		unmatched:  d.Metrics.Route("", ""),
+		unmatched:  d.Telemetry.Route("", ""),
 	}
 	if s.ready == nil {
 		s.ready = func() bool { return true }
@@ -148,7 +148,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			name:        rc.Name,
 			service:     rc.Service,
 			stripPrefix: rc.StripPrefix,
-			metrics:     d.Metrics.Route(rc.Name, rc.Service),
+			metrics:     d.Telemetry.Route(rc.Name, rc.Service),
 		}
 		if rc.PathRewrite != nil {
 			re, err := regexp.Compile(rc.PathRewrite.Pattern)
@@ -181,7 +181,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		h, err := pipeline.Chain(chain, pipeline.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 			Consumers: consumers, Shared: shared,
-			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry(),
+			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Telemetry.Registry(),
 			ConsumerPlugins: consumerPlugins,
 		}, px)
 		if err != nil {
@@ -223,7 +223,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 	}
 	env := pipeline.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared,
-		Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry()}
+		Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Telemetry.Registry()}
 	for _, u := range []struct {
 		h      *http.Handler
 		status int
@@ -371,7 +371,7 @@ func Check(cfg *config.Config, logger *slog.Logger) (*Snapshot, error) {
 	return Compile(cfg, Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: ups,
-		Metrics:   telemetry.NewMetrics(),
+		Telemetry: telemetry.New(),
 		Sinks:     sinks,
 		Tunnels:   proxy.NewTunnels(),
 		Logger:    logger,

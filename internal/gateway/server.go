@@ -98,16 +98,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.deps = Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: upstream.NewRegistry(opts.Logger),
-		Metrics:   telemetry.NewMetrics(),
+		Telemetry: telemetry.New(),
 		Sinks:     s.sinks,
 		Tunnels:   proxy.NewTunnels(),
 		Shared:    pipeline.NewShared(),
 		Logger:    opts.Logger,
 	}
 	s.deps.Ready = s.isReady
-	if err := s.deps.Metrics.Registry().Register(s.deps.Upstreams); err != nil {
-		return nil, fmt.Errorf("register upstream metrics: %w", err)
-	}
+	s.deps.Telemetry.SetSource("upstream", s.deps.Upstreams.Report)
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		return nil, err
@@ -120,7 +118,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.cert.Store(cert)
 	}
 	s.current.Store(snap)
-	s.deps.Metrics.Reload(true) // the first load counts as a successful load
+	s.deps.Telemetry.Reload(true) // the first load counts as a successful load
 	return s, nil
 }
 
@@ -190,24 +188,24 @@ func (s *Server) reload() error {
 	}
 	cfg, err := s.opts.Load()
 	if err != nil {
-		s.deps.Metrics.Reload(false)
+		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	old := s.current.Load().cfg
 	if err := restartOnly(old, cfg); err != nil {
-		s.deps.Metrics.Reload(false)
+		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	var cert *tls.Certificate
 	if cfg.TLS != nil {
 		if cert, err = loadCert(cfg.TLS); err != nil {
-			s.deps.Metrics.Reload(false)
+			s.deps.Telemetry.Reload(false)
 			return err
 		}
 	}
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
-		s.deps.Metrics.Reload(false)
+		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	if cert != nil {
@@ -217,7 +215,7 @@ func (s *Server) reload() error {
 	s.deps.Shared.Retire()
 	s.startShared(s.bgCtx, s.bgWG)
 	s.deps.Upstreams.Activate(snap.services)
-	s.deps.Metrics.Reload(true)
+	s.deps.Telemetry.Reload(true)
 	return nil
 }
 
@@ -277,7 +275,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if adm != nil {
 		adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{
-				Metrics:   s.deps.Metrics.Handler(),
+				Metrics:   s.deps.Telemetry.Handler(),
 				Ready:     s.isReady,
 				Reload:    s.Reload,
 				Routes:    func() any { return s.current.Load().Routes() },

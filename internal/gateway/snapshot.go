@@ -37,7 +37,7 @@ type Snapshot struct {
 
 	healthPath, readyPath string
 	ready                 func() bool
-	metrics               *telemetry.Metrics
+	metrics               *telemetry.Telemetry
 	logger                *slog.Logger
 	routes                []RouteInfo
 }

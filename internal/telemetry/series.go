@@ -1,0 +1,190 @@
+package telemetry
+
+// This file declares every metric family Portico exports, and nothing
+// else does: New registers each family in families once, and the rest of
+// the code reaches them only through the handles and the Emitter of this
+// package. Names, help texts, label names and buckets are what dashboards
+// and docs/operations.md rely on; change them only on purpose.
+//
+// Cardinality notes give the number of series a family can have: routes
+// and services are bounded by the config, targets by the services' target
+// lists.
+
+// kind is how a family is exposed and how its values are kept.
+type kind uint8
+
+const (
+	// counter, gauge and histogram families are kept by Portico:
+	// handles resolved at compile time update them on the request path.
+	counter kind = iota
+	gauge
+	histogram
+	// sampledGauge and sampledCounter families hold no state: a Source
+	// reports their current values at scrape time through an Emitter.
+	sampledGauge
+	sampledCounter
+)
+
+// Family declares one metric family: its name, help text, type, label
+// names and, for a histogram, its buckets. The values live in this file;
+// other packages name only the sampled families, when they Emit.
+type Family struct {
+	name    string
+	help    string
+	kind    kind
+	labels  []string
+	buckets []float64
+}
+
+// sampled reports whether f's values come from a Source at scrape time.
+func (f *Family) sampled() bool { return f.kind == sampledGauge || f.kind == sampledCounter }
+
+// durationBuckets are the request latency buckets in seconds, from 0.5 ms
+// (a gateway hop to a local upstream) to 30 s (a slow upstream at the
+// default response timeout).
+var durationBuckets = []float64{
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
+
+// Requests (handles: Telemetry.Route, InFlightAdd, Reload).
+var (
+	// requestsTotal counts answered requests. Labels: route and service
+	// (one pair per configured route, plus "","" for requests that matched
+	// no route), code_class (1xx … 5xx). Every route has its five series
+	// from compile time on.
+	requestsTotal = &Family{
+		name:   "portico_requests_total",
+		help:   "Requests answered, by route, service and status class.",
+		kind:   counter,
+		labels: []string{"route", "service", "code_class"},
+	}
+	// requestDuration is the time from the start of a request to the end
+	// of its response. Labels: route, service (as requestsTotal); 15
+	// buckets.
+	requestDuration = &Family{
+		name:    "portico_request_duration_seconds",
+		help:    "Time from the start of a request to the end of its response.",
+		kind:    histogram,
+		labels:  []string{"route", "service"},
+		buckets: durationBuckets,
+	}
+	// upstreamDuration is the time spent on upstream calls, observed only
+	// for requests that reached an upstream. Labels: route, service (as
+	// requestsTotal); 15 buckets.
+	upstreamDuration = &Family{
+		name:    "portico_upstream_duration_seconds",
+		help:    "Time spent waiting for and reading upstream responses.",
+		kind:    histogram,
+		labels:  []string{"route", "service"},
+		buckets: durationBuckets,
+	}
+	// requestsInFlight is the number of requests being handled. No
+	// labels: one series.
+	requestsInFlight = &Family{
+		name: "portico_requests_in_flight",
+		help: "Requests being handled right now.",
+		kind: gauge,
+	}
+	// configReloads counts config loads. Labels: result ("ok" or
+	// "failed"): two series.
+	configReloads = &Family{
+		name:   "portico_config_reloads_total",
+		help:   "Config reloads, by result.",
+		kind:   counter,
+		labels: []string{"result"},
+	}
+	// configLastSuccess is the Unix time of the last successful config
+	// load. No labels: one series.
+	configLastSuccess = &Family{
+		name: "portico_config_last_reload_success_timestamp_seconds",
+		help: "Unix time of the last successful config load.",
+		kind: gauge,
+	}
+)
+
+// Upstreams (sampled: the upstream registry reports the live services at
+// scrape time, so the request path pays nothing for them). Labels:
+// service (the current config's services), target (each service's target
+// URLs), state (the three breaker states).
+var (
+	// UpstreamTargetAvailable is 1 when a target may get traffic. Labels:
+	// service, target: one series per target.
+	UpstreamTargetAvailable = &Family{
+		name:   "portico_upstream_target_available",
+		help:   "1 when the target may get traffic (active checks pass, not ejected, breaker not open).",
+		kind:   sampledGauge,
+		labels: []string{"service", "target"},
+	}
+	// UpstreamTargetActiveHealthy is 1 when active checks pass. Labels:
+	// service, target: one series per target.
+	UpstreamTargetActiveHealthy = &Family{
+		name:   "portico_upstream_target_active_healthy",
+		help:   "1 when active health checks (if any) consider the target healthy.",
+		kind:   sampledGauge,
+		labels: []string{"service", "target"},
+	}
+	// UpstreamTargetEjected is 1 while outlier detection ejects a target.
+	// Labels: service, target: one series per target.
+	UpstreamTargetEjected = &Family{
+		name:   "portico_upstream_target_ejected",
+		help:   "1 while outlier detection has ejected the target.",
+		kind:   sampledGauge,
+		labels: []string{"service", "target"},
+	}
+	// UpstreamTargetInFlight is a target's requests in flight. Labels:
+	// service, target: one series per target.
+	UpstreamTargetInFlight = &Family{
+		name:   "portico_upstream_target_in_flight",
+		help:   "Requests the target is serving now.",
+		kind:   sampledGauge,
+		labels: []string{"service", "target"},
+	}
+	// UpstreamBreakerState is a breaker's state (0 closed, 1 open, 2
+	// half-open). Labels: service, target ("" for the service breaker):
+	// one series per breaker.
+	UpstreamBreakerState = &Family{
+		name:   "portico_upstream_breaker_state",
+		help:   "Circuit breaker state: 0 closed, 1 open, 2 half-open (target is empty for the service breaker).",
+		kind:   sampledGauge,
+		labels: []string{"service", "target"},
+	}
+	// UpstreamBreakerTransitions counts breaker transitions by the state
+	// entered. Labels: service, state ("closed", "open", "half_open"):
+	// three series per service.
+	UpstreamBreakerTransitions = &Family{
+		name:   "portico_upstream_breaker_transitions_total",
+		help:   "Circuit breaker transitions, by the state entered.",
+		kind:   sampledCounter,
+		labels: []string{"service", "state"},
+	}
+	// UpstreamRetries counts retried attempts. Labels: service.
+	UpstreamRetries = &Family{
+		name:   "portico_upstream_retries_total",
+		help:   "Retried attempts.",
+		kind:   sampledCounter,
+		labels: []string{"service"},
+	}
+	// UpstreamFailedAttempts counts failed attempts. Labels: service.
+	UpstreamFailedAttempts = &Family{
+		name:   "portico_upstream_failed_attempts_total",
+		help:   "Attempts that failed (connection failure, timeout or 5xx).",
+		kind:   sampledCounter,
+		labels: []string{"service"},
+	}
+	// UpstreamEjections counts outlier-detection ejections. Labels:
+	// service.
+	UpstreamEjections = &Family{
+		name:   "portico_upstream_ejections_total",
+		help:   "Targets ejected by outlier detection.",
+		kind:   sampledCounter,
+		labels: []string{"service"},
+	}
+)
+
+// families is every family above; New registers each exactly once.
+var families = []*Family{
+	requestsTotal, requestDuration, upstreamDuration, requestsInFlight, configReloads, configLastSuccess,
+	UpstreamTargetAvailable, UpstreamTargetActiveHealthy, UpstreamTargetEjected, UpstreamTargetInFlight,
+	UpstreamBreakerState, UpstreamBreakerTransitions, UpstreamRetries, UpstreamFailedAttempts, UpstreamEjections,
+}
