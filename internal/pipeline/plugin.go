@@ -132,9 +132,13 @@ type BuildEnv struct {
 	// ConsumerPlugins are the plugins set on consumers, by consumer name
 	// (only rate_limit may be); nil when no consumer sets one.
 	ConsumerPlugins map[string]Configured
-	// Metrics registers a plugin's Prometheus collectors (nil: no metrics).
-	// Collectors that outlive a snapshot are created once, in Shared.
+	// Metrics registers the cache plugin's Prometheus collectors (nil: no
+	// metrics), until it records through Telemetry.
 	Metrics prometheus.Registerer
+	// Telemetry hands out the plugin's metric handles; resolve them in
+	// Build, never per request. nil records nothing: every handle it
+	// returns is a no-op.
+	Telemetry *telemetry.Telemetry
 }
 
 // LogSinks hands out shared, reference-counted log outputs that survive

@@ -8,7 +8,7 @@ package telemetry
 //
 // Cardinality notes give the number of series a family can have: routes
 // and services are bounded by the config, targets by the services' target
-// lists.
+// lists, limits by the rate_limit settings and tiers.
 
 // kind is how a family is exposed and how its values are kept.
 type kind uint8
@@ -46,6 +46,10 @@ var durationBuckets = []float64{
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 }
+
+// rateLimitBuckets are the rate-limit decision latency buckets in seconds,
+// from 10 µs (in memory) to 100 ms (a slow Redis).
+var rateLimitBuckets = []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .025, .05, .1}
 
 // Requests (handles: Telemetry.Route, InFlightAdd, Reload).
 var (
@@ -100,6 +104,36 @@ var (
 		name: "portico_config_last_reload_success_timestamp_seconds",
 		help: "Unix time of the last successful config load.",
 		kind: gauge,
+	}
+)
+
+// Rate limiting (handles: Telemetry.RateLimitDecisions, RateLimitStore).
+var (
+	// rateLimitDecisions counts decisions. Labels: route (configured
+	// routes), limit (the limit's name, "tier.<tier>.<name>" for a tier's
+	// limits, "concurrency" for concurrency refusals), result ("allowed"
+	// or "limited"). A series appears with its first decision.
+	rateLimitDecisions = &Family{
+		name:   "portico_ratelimit_decisions_total",
+		help:   "Rate limit decisions by route, limit and result (allowed or limited).",
+		kind:   counter,
+		labels: []string{"route", "limit", "result"},
+	}
+	// rateLimitStoreErrors counts decisions the store could not take. No
+	// labels: one series, from the first rate limiter built.
+	rateLimitStoreErrors = &Family{
+		name: "portico_ratelimit_store_errors_total",
+		help: "Rate limit decisions that failed in the store.",
+		kind: counter,
+	}
+	// rateLimitStoreDuration is the time of one decision, in memory or in
+	// Redis. No labels: one histogram of 10 buckets, from the first rate
+	// limiter built.
+	rateLimitStoreDuration = &Family{
+		name:    "portico_ratelimit_store_duration_seconds",
+		help:    "Time to take one rate limit decision.",
+		kind:    histogram,
+		buckets: rateLimitBuckets,
 	}
 )
 
@@ -185,6 +219,7 @@ var (
 // families is every family above; New registers each exactly once.
 var families = []*Family{
 	requestsTotal, requestDuration, upstreamDuration, requestsInFlight, configReloads, configLastSuccess,
+	rateLimitDecisions, rateLimitStoreErrors, rateLimitStoreDuration,
 	UpstreamTargetAvailable, UpstreamTargetActiveHealthy, UpstreamTargetEjected, UpstreamTargetInFlight,
 	UpstreamBreakerState, UpstreamBreakerTransitions, UpstreamRetries, UpstreamFailedAttempts, UpstreamEjections,
 }

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ func touchAll(tel *Telemetry) {
 	tel.Route("r", "s").Observe(200, time.Millisecond, time.Millisecond)
 	tel.InFlightAdd(1)
 	tel.Reload(true)
+	tel.RateLimitDecisions("r", "1m").Record(true)
+	tel.RateLimitStore().Observe(time.Millisecond, errors.New("down"))
 	tel.SetSource("all", func(e *Emitter) {
 		for _, f := range families {
 			if !f.sampled() {
@@ -95,11 +98,56 @@ func TestNilTelemetryRecordsNothing(t *testing.T) {
 	tel.Route("r", "s").Observe(200, time.Millisecond, 0)
 	tel.InFlightAdd(1)
 	tel.Reload(false)
+	tel.RateLimitDecisions("r", "l").Record(true)
+	tel.RateLimitStore().Observe(time.Millisecond, errors.New("down"))
 	tel.SetSource("x", func(*Emitter) {})
 	rec := httptest.NewRecorder()
 	tel.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("got status %d, want 404", rec.Code)
+	}
+}
+
+// TestSeriesAppearAsBefore pins when series first show up: decisions with
+// their first use, the store series when resolved.
+func TestSeriesAppearAsBefore(t *testing.T) {
+	t.Parallel()
+	tel := New()
+	page := scrape(t, tel)
+	for _, name := range []string{"portico_ratelimit_", "portico_upstream_target"} {
+		if strings.Contains(page, name) {
+			t.Errorf("got %s series before any handle or source, want none", name)
+		}
+	}
+
+	d := tel.RateLimitDecisions("r", "1m")
+	store := tel.RateLimitStore()
+	page = scrape(t, tel)
+	if strings.Contains(page, "portico_ratelimit_decisions_total") {
+		t.Errorf("got decision series before any decision, want none")
+	}
+	for _, series := range []string{
+		"portico_ratelimit_store_errors_total",
+		"portico_ratelimit_store_duration_seconds_count",
+	} {
+		if got := sample(t, page, series); got != 0 {
+			t.Errorf("%s: got %v, want 0", series, got)
+		}
+	}
+
+	d.Record(false)
+	d.Record(false)
+	tel.RateLimitDecisions("r", "1m").Record(false) // a reload's handle: the same series
+	store.Observe(time.Millisecond, nil)
+	page = scrape(t, tel)
+	if got := sample(t, page, `portico_ratelimit_decisions_total{limit="1m",result="limited",route="r"}`); got != 3 {
+		t.Errorf("limited: got %v, want 3", got)
+	}
+	if strings.Contains(page, `result="allowed"`) {
+		t.Errorf("got an allowed series with no allowed decision, want none")
+	}
+	if got := sample(t, page, "portico_ratelimit_store_duration_seconds_count"); got != 1 {
+		t.Errorf("store decisions: got %v, want 1", got)
 	}
 }
 

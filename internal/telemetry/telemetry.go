@@ -11,9 +11,12 @@
 // and process collectors, and Handler serves it on the admin listener.
 //
 // Code that records does so through handles it resolves at config compile
-// time, never per request: Route returns the request series of one
-// (route, service) pair; InFlightAdd and Reload update the gateway's own
-// series.
+// time, never per request:
+//
+//   - Route: the request series of one (route, service) pair, and
+//     InFlightAdd and Reload for the gateway's own series;
+//   - RateLimitDecisions: one limit's decisions on one route;
+//     RateLimitStore: the rate limiter's store errors and latency.
 //
 // A handle holds resolved series, so recording is an atomic add with no
 // label lookup and no allocation. Handles with the same labels share one
@@ -28,8 +31,14 @@
 // families declared in series.go (exported, so the owner can name them).
 //
 // A series shows up when its handle or source first has something to say:
-// a route's request series from compile time on (at 0), sampled series
+// a route's request series from compile time on (at 0), a rate-limit
+// decision series with its first decision,
+// the rate-limit store series once a rate limiter is built, sampled series
 // while their source reports them.
+//
+// Since every value Portico reports passes through these handles and
+// sources, another consumer of them (traces, an in-memory history for a
+// dashboard) belongs in this package and needs no change to the callers.
 //
 // # Log outputs
 //
@@ -133,8 +142,8 @@ func (t *Telemetry) Handler() http.Handler {
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{})
 }
 
-// Registry returns the private registry, where the plugins register their
-// own collectors until they record through handles of this package.
+// Registry returns the private registry, where the cache plugin registers
+// its own collectors until it records through handles of this package.
 func (t *Telemetry) Registry() *prometheus.Registry { return t.reg }
 
 // Route returns the handles for one (route, service) pair; route "" stands

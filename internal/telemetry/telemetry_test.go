@@ -183,3 +183,13 @@ func BenchmarkInFlight(b *testing.B) {
 		m.InFlightAdd(-1)
 	}
 }
+
+func BenchmarkRateLimitDecisionsRecord(b *testing.B) {
+	d := New().RateLimitDecisions("orders", "1m")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d.Record(true)
+		}
+	})
+}
