@@ -181,7 +181,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		h, err := pipeline.Chain(chain, pipeline.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 			Consumers: consumers, Shared: shared,
-			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Telemetry.Registry(), Telemetry: d.Telemetry,
+			Store: cfg.Store, Tiers: cfg.Tiers, Telemetry: d.Telemetry,
 			ConsumerPlugins: consumerPlugins,
 		}, px)
 		if err != nil {
@@ -223,7 +223,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 	}
 	env := pipeline.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared,
-		Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Telemetry.Registry(), Telemetry: d.Telemetry}
+		Store: cfg.Store, Tiers: cfg.Tiers, Telemetry: d.Telemetry}
 	for _, u := range []struct {
 		h      *http.Handler
 		status int

@@ -22,7 +22,6 @@ import (
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/telemetry"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Middleware wraps the next handler of the chain. It is plain net/http so
@@ -132,9 +131,6 @@ type BuildEnv struct {
 	// ConsumerPlugins are the plugins set on consumers, by consumer name
 	// (only rate_limit may be); nil when no consumer sets one.
 	ConsumerPlugins map[string]Configured
-	// Metrics registers the cache plugin's Prometheus collectors (nil: no
-	// metrics), until it records through Telemetry.
-	Metrics prometheus.Registerer
 	// Telemetry hands out the plugin's metric handles; resolve them in
 	// Build, never per request. nil records nothing: every handle it
 	// returns is a no-op.

@@ -7,6 +7,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Counter is one counter series, resolved at compile time. The zero
+// Counter records nothing.
+type Counter struct{ c prometheus.Counter }
+
+// Inc adds one.
+func (c Counter) Inc() {
+	if c.c != nil {
+		c.c.Inc()
+	}
+}
+
 // RateLimitDecisions counts the decisions of one limit on one route. Each
 // result's series is created by its first decision, so a limit that never
 // refuses shows no "limited" series. The zero value records nothing.
@@ -67,5 +78,33 @@ func (s RateLimitStore) Observe(d time.Duration, err error) {
 	s.duration.Observe(d.Seconds())
 	if err != nil {
 		s.errors.Inc()
+	}
+}
+
+// CacheRoute counts one cached route's lookups by result, its requests
+// that waited for a concurrent fetch, and the failures of its store. The
+// zero value records nothing.
+type CacheRoute struct {
+	Hit, Miss, Stale, Bypass, Revalidated Counter
+	Coalesced                             Counter
+	StoreErrors                           Counter
+}
+
+// CacheRoute returns the handles of route, whose store is "memory" or
+// "redis". Every series exists from the call on, at 0. Call it at compile
+// time.
+func (t *Telemetry) CacheRoute(route, store string) CacheRoute {
+	if t == nil {
+		return CacheRoute{}
+	}
+	req := t.counters[cacheRequests]
+	return CacheRoute{
+		Hit:         Counter{req.WithLabelValues(route, "hit")},
+		Miss:        Counter{req.WithLabelValues(route, "miss")},
+		Stale:       Counter{req.WithLabelValues(route, "stale")},
+		Bypass:      Counter{req.WithLabelValues(route, "bypass")},
+		Revalidated: Counter{req.WithLabelValues(route, "revalidated")},
+		Coalesced:   Counter{t.counters[cacheCoalesced].WithLabelValues(route)},
+		StoreErrors: Counter{t.counters[cacheStoreErrors].WithLabelValues(store)},
 	}
 }

@@ -137,6 +137,50 @@ var (
 	}
 )
 
+// Cache (handles: Telemetry.CacheRoute; sampled: CacheStoredBytes,
+// CacheEvictions).
+var (
+	// cacheRequests counts cache lookups. Labels: route (routes with the
+	// cache plugin), result ("hit", "miss", "stale", "bypass",
+	// "revalidated"): five series per cached route from compile time on.
+	cacheRequests = &Family{
+		name:   "portico_cache_requests_total",
+		help:   "Cache lookups by route and result (hit, miss, stale, bypass, revalidated).",
+		kind:   counter,
+		labels: []string{"route", "result"},
+	}
+	// cacheCoalesced counts requests that waited for a concurrent fetch of
+	// the same key. Labels: route (routes with the cache plugin).
+	cacheCoalesced = &Family{
+		name:   "portico_cache_coalesced_total",
+		help:   "Requests that waited for another request fetching the same response.",
+		kind:   counter,
+		labels: []string{"route"},
+	}
+	// cacheStoreErrors counts failed store calls. Labels: store ("memory"
+	// or "redis"): at most two series.
+	cacheStoreErrors = &Family{
+		name:   "portico_cache_store_errors_total",
+		help:   "Cache store operations that failed (treated as misses).",
+		kind:   counter,
+		labels: []string{"store"},
+	}
+	// CacheStoredBytes is the size of the memory cache store, read at
+	// scrape time. No labels: one series, once a route uses the cache.
+	CacheStoredBytes = &Family{
+		name: "portico_cache_stored_bytes",
+		help: "Bytes held by the memory cache store.",
+		kind: sampledGauge,
+	}
+	// CacheEvictions is the memory cache store's eviction count, read at
+	// scrape time. No labels: one series, once a route uses the cache.
+	CacheEvictions = &Family{
+		name: "portico_cache_evictions_total",
+		help: "Entries evicted from the memory cache store to keep within its bound.",
+		kind: sampledCounter,
+	}
+)
+
 // Upstreams (sampled: the upstream registry reports the live services at
 // scrape time, so the request path pays nothing for them). Labels:
 // service (the current config's services), target (each service's target
@@ -220,6 +264,7 @@ var (
 var families = []*Family{
 	requestsTotal, requestDuration, upstreamDuration, requestsInFlight, configReloads, configLastSuccess,
 	rateLimitDecisions, rateLimitStoreErrors, rateLimitStoreDuration,
+	cacheRequests, cacheCoalesced, cacheStoreErrors, CacheStoredBytes, CacheEvictions,
 	UpstreamTargetAvailable, UpstreamTargetActiveHealthy, UpstreamTargetEjected, UpstreamTargetInFlight,
 	UpstreamBreakerState, UpstreamBreakerTransitions, UpstreamRetries, UpstreamFailedAttempts, UpstreamEjections,
 }

@@ -19,6 +19,7 @@ func touchAll(tel *Telemetry) {
 	tel.Reload(true)
 	tel.RateLimitDecisions("r", "1m").Record(true)
 	tel.RateLimitStore().Observe(time.Millisecond, errors.New("down"))
+	tel.CacheRoute("r", "memory").Hit.Inc()
 	tel.SetSource("all", func(e *Emitter) {
 		for _, f := range families {
 			if !f.sampled() {
@@ -100,6 +101,9 @@ func TestNilTelemetryRecordsNothing(t *testing.T) {
 	tel.Reload(false)
 	tel.RateLimitDecisions("r", "l").Record(true)
 	tel.RateLimitStore().Observe(time.Millisecond, errors.New("down"))
+	c := tel.CacheRoute("r", "memory")
+	c.Hit.Inc()
+	c.StoreErrors.Inc()
 	tel.SetSource("x", func(*Emitter) {})
 	rec := httptest.NewRecorder()
 	tel.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -109,12 +113,13 @@ func TestNilTelemetryRecordsNothing(t *testing.T) {
 }
 
 // TestSeriesAppearAsBefore pins when series first show up: decisions with
-// their first use, the store series when resolved.
+// their first use, the store series and a cached route's series when
+// resolved, the sampled ones while a source reports them.
 func TestSeriesAppearAsBefore(t *testing.T) {
 	t.Parallel()
 	tel := New()
 	page := scrape(t, tel)
-	for _, name := range []string{"portico_ratelimit_", "portico_upstream_target"} {
+	for _, name := range []string{"portico_ratelimit_", "portico_cache_", "portico_upstream_target"} {
 		if strings.Contains(page, name) {
 			t.Errorf("got %s series before any handle or source, want none", name)
 		}
@@ -122,6 +127,7 @@ func TestSeriesAppearAsBefore(t *testing.T) {
 
 	d := tel.RateLimitDecisions("r", "1m")
 	store := tel.RateLimitStore()
+	tel.CacheRoute("c", "redis")
 	page = scrape(t, tel)
 	if strings.Contains(page, "portico_ratelimit_decisions_total") {
 		t.Errorf("got decision series before any decision, want none")
@@ -129,6 +135,9 @@ func TestSeriesAppearAsBefore(t *testing.T) {
 	for _, series := range []string{
 		"portico_ratelimit_store_errors_total",
 		"portico_ratelimit_store_duration_seconds_count",
+		`portico_cache_requests_total{result="revalidated",route="c"}`,
+		`portico_cache_coalesced_total{route="c"}`,
+		`portico_cache_store_errors_total{store="redis"}`,
 	} {
 		if got := sample(t, page, series); got != 0 {
 			t.Errorf("%s: got %v, want 0", series, got)

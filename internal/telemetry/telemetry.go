@@ -16,7 +16,9 @@
 //   - Route: the request series of one (route, service) pair, and
 //     InFlightAdd and Reload for the gateway's own series;
 //   - RateLimitDecisions: one limit's decisions on one route;
-//     RateLimitStore: the rate limiter's store errors and latency.
+//     RateLimitStore: the rate limiter's store errors and latency;
+//   - CacheRoute: one cached route's lookups by result, its coalesced
+//     requests and its store's errors.
 //
 // A handle holds resolved series, so recording is an atomic add with no
 // label lookup and no allocation. Handles with the same labels share one
@@ -25,14 +27,14 @@
 // metrics): it returns handles that record nothing.
 //
 // Values that already live elsewhere (the upstream registry's targets and
-// breakers) are not copied on the request path.
+// breakers, the cache's memory store) are not copied on the request path.
 // Their owner sets a Source with SetSource; at every scrape telemetry calls
 // it with an Emitter, and it emits the current values of the sampled
 // families declared in series.go (exported, so the owner can name them).
 //
 // A series shows up when its handle or source first has something to say:
-// a route's request series from compile time on (at 0), a rate-limit
-// decision series with its first decision,
+// a route's request series and a cached route's five results from compile
+// time on (at 0), a rate-limit decision series with its first decision,
 // the rate-limit store series once a rate limiter is built, sampled series
 // while their source reports them.
 //
@@ -141,10 +143,6 @@ func (t *Telemetry) Handler() http.Handler {
 	}
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{})
 }
-
-// Registry returns the private registry, where the cache plugin registers
-// its own collectors until it records through handles of this package.
-func (t *Telemetry) Registry() *prometheus.Registry { return t.reg }
 
 // Route returns the handles for one (route, service) pair; route "" stands
 // for requests that matched no route. Handles are cached, so every snapshot
