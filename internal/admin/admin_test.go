@@ -65,7 +65,7 @@ type route struct {
 
 func TestAdminEndpoints(t *testing.T) {
 	t.Parallel()
-	m := telemetry.NewMetrics()
+	m := telemetry.New()
 	m.Reload(true)
 	srv := httptest.NewServer(New(Options{
 		Metrics: m.Handler(),

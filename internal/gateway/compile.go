@@ -27,7 +27,7 @@ import (
 type Deps struct {
 	Plugins   *pipeline.Registry
 	Upstreams *upstream.Registry
-	Metrics   *telemetry.Metrics
+	Telemetry *telemetry.Telemetry
 	Sinks     pipeline.LogSinks
 	Tunnels   *proxy.Tunnels
 	Shared    *pipeline.Shared
@@ -83,8 +83,8 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		ready:      d.Ready,
 	}
 	s.edge = edge.Edge{
-		Unmatched: d.Metrics.Route("", ""),
-		InFlight:  d.Metrics.InFlightAdd,
+		Unmatched: d.Telemetry.Route("", ""),
+		InFlight:  d.Telemetry.InFlightAdd,
 		Logger:    d.Logger,
 		Next:      s,
 	}
@@ -118,7 +118,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 			name:        rc.Name,
 			service:     rc.Service,
 			stripPrefix: rc.StripPrefix,
-			metrics:     d.Metrics.Route(rc.Name, rc.Service),
+			metrics:     d.Telemetry.Route(rc.Name, rc.Service),
 		}
 		if rc.PathRewrite != nil {
 			re, err := regexp.Compile(rc.PathRewrite.Pattern)
@@ -135,7 +135,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		h, err := pipeline.Chain(chain, pipeline.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
 			Consumers: consumers, Shared: shared,
-			Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry(),
+			Store: cfg.Store, Tiers: cfg.Tiers, Telemetry: d.Telemetry,
 			ConsumerSettings: consumerPlugins,
 		}, term)
 		if err != nil {
@@ -170,7 +170,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	// no route (request id, access log).
 	unrouted := d.Plugins.Unrouted(global)
 	env := pipeline.BuildEnv{Logger: d.Logger, Sinks: d.Sinks, Consumers: consumers, Shared: shared,
-		Store: cfg.Store, Tiers: cfg.Tiers, Metrics: d.Metrics.Registry()}
+		Store: cfg.Store, Tiers: cfg.Tiers, Telemetry: d.Telemetry}
 	for _, u := range []struct {
 		h      *http.Handler
 		status int
@@ -251,7 +251,7 @@ func Check(cfg *config.Config, logger *slog.Logger) (*Snapshot, error) {
 	return Compile(cfg, Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: ups,
-		Metrics:   telemetry.NewMetrics(),
+		Telemetry: telemetry.New(),
 		Sinks:     sinks,
 		Tunnels:   proxy.NewTunnels(),
 		Logger:    logger,

@@ -42,7 +42,7 @@ func compileYAML(t testing.TB, yaml string, upstreamURL string) (*Snapshot, erro
 	return Compile(cfg, Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: ups,
-		Metrics:   telemetry.NewMetrics(),
+		Telemetry: telemetry.New(),
 		Sinks:     sinks,
 		Tunnels:   proxy.NewTunnels(),
 		Logger:    logger,

@@ -98,16 +98,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.deps = Deps{
 		Plugins:   plugins.NewRegistry(),
 		Upstreams: upstream.NewRegistry(opts.Logger),
-		Metrics:   telemetry.NewMetrics(),
+		Telemetry: telemetry.New(),
 		Sinks:     s.sinks,
 		Tunnels:   proxy.NewTunnels(),
 		Shared:    pipeline.NewShared(),
 		Logger:    opts.Logger,
 	}
 	s.deps.Ready = s.isReady
-	if err := s.deps.Metrics.Registry().Register(s.deps.Upstreams); err != nil {
-		return nil, fmt.Errorf("register upstream metrics: %w", err)
-	}
+	s.deps.Telemetry.SetSource("upstream", s.deps.Upstreams.Report)
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		return nil, err
@@ -116,7 +114,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.current.Store(snap)
-	s.deps.Metrics.Reload(true) // the first load counts as a successful load
+	s.deps.Telemetry.Reload(true) // the first load counts as a successful load
 	return s, nil
 }
 
@@ -203,22 +201,22 @@ func (s *Server) reload() error {
 	}
 	cfg, err := s.opts.Load()
 	if err != nil {
-		s.deps.Metrics.Reload(false)
+		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	old := s.current.Load().cfg
 	if err := restartOnly(old, cfg); err != nil {
-		s.deps.Metrics.Reload(false)
+		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	certs, err := loadCertificates(cfg)
 	if err != nil {
-		s.deps.Metrics.Reload(false)
+		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
-		s.deps.Metrics.Reload(false)
+		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	s.mu.Lock()
@@ -232,7 +230,7 @@ func (s *Server) reload() error {
 	s.deps.Shared.Retire()
 	s.startShared(s.bgCtx, s.bgWG)
 	s.deps.Upstreams.Activate(snap.services)
-	s.deps.Metrics.Reload(true)
+	s.deps.Telemetry.Reload(true)
 	return nil
 }
 
@@ -298,7 +296,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if adm != nil {
 		adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{
-				Metrics:   s.deps.Metrics.Handler(),
+				Metrics:   s.deps.Telemetry.Handler(),
 				Ready:     s.isReady,
 				Reload:    s.Reload,
 				Routes:    func() any { return s.current.Load().Routes() },

@@ -21,7 +21,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/portico-gateway/portico/internal/telemetry"
 )
 
 // Middleware wraps the next handler of the chain. It is plain net/http so
@@ -222,9 +222,10 @@ type BuildEnv struct {
 	// ConsumerSettings are every plugin's instances set on consumers;
 	// Chain hands each instance its own plugin's in ConsumerPlugins.
 	ConsumerSettings ConsumerPlugins
-	// Metrics registers a plugin's Prometheus collectors (nil: no metrics).
-	// Collectors that outlive a snapshot are created once, in Shared.
-	Metrics prometheus.Registerer
+	// Telemetry hands out the plugin's metric handles; resolve them in
+	// Build, never per request. nil records nothing: every handle it
+	// returns is a no-op.
+	Telemetry *telemetry.Telemetry
 }
 
 // LogSinks hands out shared, reference-counted log outputs that survive
@@ -235,8 +236,8 @@ type LogSinks interface {
 	Sink(spec string) (Sink, error)
 }
 
-// Sink is one log output: buffered, safe for concurrent use.
-type Sink interface {
-	// Write writes one complete log line (with its trailing newline).
-	Write(line []byte) (int, error)
-}
+// Sink is one log output: buffered, safe for concurrent use. Package
+// telemetry declares it, beside the Sinks that hand it out.
+type Sink = telemetry.Sink
+
+var _ LogSinks = (*telemetry.Sinks)(nil)

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
 // sinkBufferSize is how many bytes a sink holds before it writes them out.
@@ -23,10 +21,13 @@ const flushInterval = time.Second
 // errSinksClosed is returned by Sink and by writes after Close.
 var errSinksClosed = errors.New("log sinks are closed")
 
-var (
-	_ pipeline.LogSinks = (*Sinks)(nil)
-	_ pipeline.Sink     = (*sink)(nil)
-)
+var _ Sink = (*sink)(nil)
+
+// Sink is one log output: buffered, safe for concurrent use.
+type Sink interface {
+	// Write writes one complete log line (with its trailing newline).
+	Write(line []byte) (int, error)
+}
 
 // Sinks hands out the shared log outputs named in the config: "stdout",
 // "stderr" or a file path. The same spec always yields the same sink, so
@@ -67,7 +68,7 @@ func (s *Sinks) SetErrorLog(l *slog.Logger) {
 // opened with O_APPEND|O_CREATE|O_WRONLY and mode 0644. Relative paths are
 // resolved against the working directory, so "a.log" and "./a.log" share
 // a sink.
-func (s *Sinks) Sink(spec string) (pipeline.Sink, error) {
+func (s *Sinks) Sink(spec string) (Sink, error) {
 	if spec == "" {
 		return nil, errors.New("empty log output")
 	}

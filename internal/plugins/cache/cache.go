@@ -35,6 +35,7 @@ import (
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
 	"github.com/portico-gateway/portico/internal/router"
+	"github.com/portico-gateway/portico/internal/telemetry"
 )
 
 // Name is the plugin's YAML key.
@@ -75,7 +76,7 @@ type handler struct {
 	perConsumer bool
 	xCache      bool
 	wait        time.Duration
-	m           routeMetrics
+	m           telemetry.CacheRoute
 	logger      *slog.Logger
 }
 
@@ -105,9 +106,8 @@ func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error)
 	keyer := httpcache.NewKeyer(httpcache.KeyRules{Route: env.Route, Include: sp.Query.Include,
 		Exclude: sp.Query.Exclude, Headers: sp.KeyHeaders})
 	reg.setKeyer(env.Route, keyer)
-	met := metricsFor(shared, env.Metrics)
-	if met != nil && mem != nil {
-		met.mem.mem.Store(mem)
+	if src := memorySourceFor(shared, env.Telemetry); src != nil && mem != nil {
+		src.mem.Store(mem)
 	}
 	logger := env.Logger
 	if logger == nil {
@@ -124,7 +124,7 @@ func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error)
 		perConsumer: sp.Authenticated == authPerConsumer,
 		xCache:      sp.XCacheHeader,
 		wait:        sp.CoalesceTimeout.D(),
-		m:           met.forRoute(env.Route, sp.Store),
+		m:           env.Telemetry.CacheRoute(env.Route, sp.Store),
 		logger:      logger,
 	}
 	return func(next http.Handler) http.Handler {
@@ -220,7 +220,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if e == nil {
 		if rd.OnlyIfCached {
-			h.m.inc(h.m.miss)
+			h.m.Miss.Inc()
 			problem.Write(w, r, http.StatusGatewayTimeout, "", "the response is not in the cache")
 			return
 		}
@@ -236,17 +236,17 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rd.OnlyIfCached && (forced || !f.Fresh() && !f.InStaleWhileRevalidate()):
 		// RFC 9111 §5.2.1.7: answer from a usable stored response or with
 		// 504, never by going to the service.
-		h.m.inc(h.m.miss)
+		h.m.Miss.Inc()
 		problem.Write(w, r, http.StatusGatewayTimeout, "", "no usable response is in the cache")
 		return
 	case forced:
 		lk.fwd = "request"
 	case f.Fresh():
-		h.m.inc(h.m.hit)
+		h.m.Hit.Inc()
 		h.serve(w, r, e, f.Age, "portico; hit; ttl="+strconv.FormatInt(int64(f.TTL()/time.Second), 10), true)
 		return
 	case f.InStaleWhileRevalidate():
-		h.m.inc(h.m.stale)
+		h.m.Stale.Inc()
 		h.serve(w, r, e, f.Age, "portico; hit; ttl="+ttlParam(&f)+"; detail=stale-while-revalidate", true)
 		h.refreshLater(r, ex, lk, sl, e, f)
 		return
@@ -304,7 +304,7 @@ func (h *handler) storeError(err error) {
 	if err == nil || errors.Is(err, httpcache.ErrNotFound) || errors.Is(err, httpcache.ErrTooLarge) {
 		return
 	}
-	h.m.inc(h.m.storeErrors)
+	h.m.StoreErrors.Inc()
 }
 
 // Values of X-Cache.
@@ -356,7 +356,7 @@ func addCacheStatus(hdr http.Header, upstream []string, ours string) {
 
 // bypass forwards a GET or HEAD the cache does not handle.
 func (h *handler) bypass(w http.ResponseWriter, r *http.Request) {
-	h.m.inc(h.m.bypass)
+	h.m.Bypass.Inc()
 	sw := &statusWriter{ResponseWriter: w, xCache: h.xCache}
 	h.next.ServeHTTP(sw, r)
 }
@@ -370,7 +370,7 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *pipeline.Exc
 	}
 	fl, leader := h.group.Join(lk.flightKey)
 	if !leader {
-		h.m.inc(h.m.coalesced)
+		h.m.Coalesced.Inc()
 		e, ok := fl.Wait(r.Context(), h.wait)
 		if ok && e != nil && lk.authenticated && lk.flightKey != lk.private.base && !httpcache.SharedWithAuthenticated(e) {
 			e = nil // an anonymous client's answer
@@ -379,11 +379,11 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *pipeline.Exc
 			f := h.policy.Freshness(e, time.Now())
 			switch {
 			case f.Fresh():
-				h.m.inc(h.m.hit)
+				h.m.Hit.Inc()
 				h.serve(w, r, e, f.Age, "portico; fwd=miss; collapsed; ttl="+ttlParam(&f), true)
 				return
 			case f.InStaleIfError():
-				h.m.inc(h.m.stale)
+				h.m.Stale.Inc()
 				h.serve(w, r, e, f.Age, "portico; fwd=stale; collapsed; ttl="+ttlParam(&f)+"; detail=stale-if-error", true)
 				return
 			}
@@ -491,7 +491,7 @@ func (h *handler) put(lk *lookup, sl *slot, e *httpcache.Entry) bool {
 // it succeeds, invalidates what is stored for its URL and for the
 // same-origin Location and Content-Location it names.
 func (h *handler) unsafe(w http.ResponseWriter, r *http.Request) {
-	h.m.inc(h.m.bypass)
+	h.m.Bypass.Inc()
 	sw := &statusWriter{ResponseWriter: w, xCache: h.xCache}
 	h.next.ServeHTTP(sw, r)
 	if sw.status < 200 || sw.status >= 400 || r.Method == http.MethodOptions || r.Method == http.MethodTrace {

@@ -18,8 +18,8 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
 	"github.com/portico-gateway/portico/internal/proxy"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // origin is a real upstream that counts the requests it gets and answers
@@ -83,15 +83,16 @@ type gwOptions struct {
 	consumers []config.Consumer
 	shared    *pipeline.Shared
 	store     *config.Store
+	tel       *telemetry.Telemetry // nil: a new one
 }
 
 // gw is a test gateway: an edge that creates the Exchange as the gateway
 // does, the route's chain with the cache plugin, and the real proxy.
 type gw struct {
-	url     string
-	shared  *pipeline.Shared
-	metrics *prometheus.Registry
-	client  *http.Client
+	url    string
+	shared *pipeline.Shared
+	tel    *telemetry.Telemetry
+	client *http.Client
 }
 
 func startGateway(t *testing.T, o *origin, settings string, opts gwOptions) *gw {
@@ -111,7 +112,10 @@ func buildGateway(t *testing.T, originURL, settings string, opts gwOptions) (*gw
 	if opts.shared == nil {
 		opts.shared = pipeline.NewShared()
 	}
-	g := &gw{shared: opts.shared, metrics: prometheus.NewRegistry()}
+	if opts.tel == nil {
+		opts.tel = telemetry.New()
+	}
+	g := &gw{shared: opts.shared, tel: opts.tel}
 	chain := []pipeline.Configured{authtest.Configure(t, Registration(), settings)}
 	if opts.keyAuth {
 		chain = append(chain, authtest.Configure(t, keyauth.Registration(), ""))
@@ -133,7 +137,7 @@ func buildGateway(t *testing.T, originURL, settings string, opts gwOptions) (*gw
 		t.Fatal(err)
 	}
 	h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: opts.route, Service: "s", Consumers: consumers,
-		Shared: opts.shared, Store: opts.store, Metrics: g.metrics}, px)
+		Shared: opts.shared, Store: opts.store, Telemetry: g.tel}, px)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/pipeline"
+	"github.com/portico-gateway/portico/internal/telemetry"
+	"github.com/portico-gateway/portico/internal/telemetry/telemetrytest"
 )
 
 // Responses with an Age past their max-age are stored stale at once, so
@@ -186,29 +189,44 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsAcrossReloads: a config without the cache retires its shared
+// state; a later config with the cache again reports one memory store,
+// counts on the same request series, and the scrape stays valid.
+func TestMetricsAcrossReloads(t *testing.T) {
+	o := newOrigin(t, answer(200, "m", "Cache-Control", "max-age=60"))
+	tel, shared := telemetry.New(), pipeline.NewShared()
+	g := startGateway(t, o, "", gwOptions{shared: shared, tel: tel})
+	g.get(t, "/a")
+	shared.Begin() // a config without the cache
+	shared.Retire()
+	g = startGateway(t, o, "", gwOptions{shared: shared, tel: tel})
+	g.get(t, "/a")
+	g.get(t, "/a")
+	page := telemetrytest.Scrape(t, tel)
+	if got := page.Sum("portico_cache_requests_total", `route="r"`, `result="miss"`); got != 2 {
+		t.Errorf("misses: got %v, want 2 (one per memory store)", got)
+	}
+	if got := page.Sum("portico_cache_requests_total", `route="r"`, `result="hit"`); got != 1 {
+		t.Errorf("hits: got %v, want 1", got)
+	}
+	if n := strings.Count(string(page), "\nportico_cache_stored_bytes "); n != 1 {
+		t.Errorf("got %d stored-bytes samples, want 1", n)
+	}
+	if got, _ := page.Value("portico_cache_stored_bytes"); got <= 0 {
+		t.Errorf("got %v stored bytes, want those of the new memory store", got)
+	}
+}
+
 // metricValue sums the samples of the metric name whose route label is
 // route and result label is result ("" matches any).
 func metricValue(t *testing.T, g *gw, name, route, result string) float64 {
 	t.Helper()
-	mfs, err := g.metrics.Gather()
-	if err != nil {
-		t.Fatal(err)
+	var match []string
+	if route != "" {
+		match = append(match, `route="`+route+`"`)
 	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "route" && route != "" && l.GetValue() != route ||
-					l.GetName() == "result" && result != "" && l.GetValue() != result {
-					continue metric
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
+	if result != "" {
+		match = append(match, `result="`+result+`"`)
 	}
-	return sum
+	return telemetrytest.Scrape(t, g.tel).Sum(name, match...)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/portico-gateway/portico/internal/httpcache"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/router"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/portico-gateway/portico/internal/telemetry"
 )
 
 // Keys of the plugin's objects in pipeline.Shared.
@@ -21,7 +21,7 @@ var (
 	sharedRegistry   = pipeline.NewKey[*registry]("cache:registry")
 	sharedGroup      = pipeline.NewKey[*httpcache.Group]("cache:group")
 	sharedBackground = pipeline.NewKey[*background]("cache:background")
-	sharedMetrics    = pipeline.NewKey[*metrics]("cache:metrics")
+	sharedTelemetry  = pipeline.NewKey[*memorySource]("cache:telemetry")
 )
 
 // registry knows the stores in use and each route's key rules, for Purge.
@@ -182,110 +182,33 @@ func Purge(shared *pipeline.Shared, route, path, rawQuery string, prefix bool) (
 	return total, errors.Join(errs...)
 }
 
-// metrics are the plugin's Prometheus collectors, created once per Shared
-// and registered once.
-type metrics struct {
-	requests    *prometheus.CounterVec
-	coalesced   *prometheus.CounterVec
-	storeErrors *prometheus.CounterVec
-	mem         *memoryCollector
+// memorySource reports the memory store's bytes and evictions at scrape
+// time. It is created once per Shared, with the first cache route, and
+// reads the memory store the latest config uses.
+type memorySource struct {
+	mem atomic.Pointer[httpcache.Memory]
 }
 
-// routeMetrics are one route's counters, resolved at Build.
-type routeMetrics struct {
-	hit, miss, stale, bypass, revalidated prometheus.Counter
-	coalesced                             prometheus.Counter
-	storeErrors                           prometheus.Counter
-}
-
-func (m *routeMetrics) inc(c prometheus.Counter) {
-	if c != nil {
-		c.Inc()
-	}
-}
-
-// memoryCollector reports the memory store's bytes and evictions.
-type memoryCollector struct {
-	mem       atomic.Pointer[httpcache.Memory]
-	bytes     *prometheus.Desc
-	evictions *prometheus.Desc
-}
-
-// Describe sends the descriptors.
-func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.bytes
-	ch <- c.evictions
-}
-
-// Collect reads the current memory store.
-func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
-	m := c.mem.Load()
-	var b, e float64
-	if m != nil {
-		b, e = float64(m.Bytes()), float64(m.Evictions())
-	}
-	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, b)
-	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, e)
-}
-
-func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
-	if reg == nil {
+// memorySourceFor returns the shared source, set in tel when created (nil
+// when tel is nil).
+func memorySourceFor(shared *pipeline.Shared, tel *telemetry.Telemetry) *memorySource {
+	if tel == nil {
 		return nil
 	}
-	return pipeline.Get(shared, sharedMetrics, func() *metrics {
-		m := &metrics{
-			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "portico_cache_requests_total",
-				Help: "Cache lookups by route and result (hit, miss, stale, bypass, revalidated).",
-			}, []string{"route", "result"}),
-			coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "portico_cache_coalesced_total",
-				Help: "Requests that waited for another request fetching the same response.",
-			}, []string{"route"}),
-			storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "portico_cache_store_errors_total",
-				Help: "Cache store operations that failed (treated as misses).",
-			}, []string{"store"}),
-			mem: &memoryCollector{
-				bytes: prometheus.NewDesc("portico_cache_stored_bytes",
-					"Bytes held by the memory cache store.", nil, nil),
-				evictions: prometheus.NewDesc("portico_cache_evictions_total",
-					"Entries evicted from the memory cache store to keep within its bound.", nil, nil),
-			},
-		}
-		m.requests = register(reg, m.requests)
-		m.coalesced = register(reg, m.coalesced)
-		m.storeErrors = register(reg, m.storeErrors)
-		m.mem = register(reg, m.mem)
-		return m
+	return pipeline.Get(shared, sharedTelemetry, func() *memorySource {
+		s := &memorySource{}
+		tel.SetSource("cache", s.report)
+		return s
 	})
 }
 
-// register registers c, or returns the collector already registered in
-// its place (after the metrics object was retired and created again).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
+// report emits the current memory store's bytes and evictions (0 while
+// no route uses the memory store).
+func (s *memorySource) report(e *telemetry.Emitter) {
+	var b, ev float64
+	if m := s.mem.Load(); m != nil {
+		b, ev = float64(m.Bytes()), float64(m.Evictions())
 	}
-	return c
-}
-
-func (m *metrics) forRoute(route, store string) routeMetrics {
-	if m == nil {
-		return routeMetrics{}
-	}
-	return routeMetrics{
-		hit:         m.requests.WithLabelValues(route, "hit"),
-		miss:        m.requests.WithLabelValues(route, "miss"),
-		stale:       m.requests.WithLabelValues(route, "stale"),
-		bypass:      m.requests.WithLabelValues(route, "bypass"),
-		revalidated: m.requests.WithLabelValues(route, "revalidated"),
-		coalesced:   m.coalesced.WithLabelValues(route),
-		storeErrors: m.storeErrors.WithLabelValues(store),
-	}
+	e.Emit(telemetry.CacheStoredBytes, b)
+	e.Emit(telemetry.CacheEvictions, ev)
 }

@@ -180,17 +180,17 @@ func (cw *captureWriter) finish(sl *slot, respTime time.Time) *httpcache.Entry {
 		e := httpcache.Refreshed(cw.stale, cw.h, cw.reqTime, respTime)
 		hd.put(lk, sl, e)
 		f := hd.policy.Freshness(e, time.Now())
-		hd.m.inc(hd.m.revalidated)
+		hd.m.Revalidated.Inc()
 		hd.serve(cw.w, lk.r, e, f.Age, "portico; fwd="+lk.fwd+"; fwd-status=304; ttl="+ttlParam(&f), true)
 		return e
 	case cw.mode == modeSwallowed:
 		f := hd.policy.Freshness(cw.stale, time.Now())
-		hd.m.inc(hd.m.stale)
+		hd.m.Stale.Inc()
 		hd.serve(cw.w, lk.r, cw.stale, f.Age, "portico; fwd=stale; fwd-status="+strconv.Itoa(cw.status)+
 			"; ttl="+ttlParam(&f)+"; detail=stale-if-error", true)
 		return cw.stale
 	}
-	hd.m.inc(hd.m.miss)
+	hd.m.Miss.Inc()
 	if !cw.capture {
 		if cw.stale != nil && sl != nil && cw.status < 500 {
 			// The resource changed into something not storable: forget

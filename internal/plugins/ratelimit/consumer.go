@@ -62,6 +62,19 @@ func (s *consumerSet) builtFrom(env *pipeline.BuildEnv) bool {
 	return true
 }
 
+// onRoute returns views of the consumers' limiters that count their
+// decisions on env's route (nil when there are none).
+func onRoute(lims map[string]*rateLimiter, env *pipeline.BuildEnv) map[string]*rateLimiter {
+	if lims == nil {
+		return nil
+	}
+	out := make(map[string]*rateLimiter, len(lims))
+	for name, l := range lims {
+		out[name] = l.on(env.Telemetry, env.Route)
+	}
+	return out
+}
+
 func buildConsumers(env *pipeline.BuildEnv) (map[string]*rateLimiter, error) {
 	lims := make(map[string]*rateLimiter, len(env.ConsumerPlugins))
 	for _, name := range slices.Sorted(maps.Keys(env.ConsumerPlugins)) {

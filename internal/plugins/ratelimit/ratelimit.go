@@ -41,6 +41,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ import (
 	"github.com/portico-gateway/portico/internal/limiter"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/problem"
+	"github.com/portico-gateway/portico/internal/telemetry"
 )
 
 // Names of the two plugins.
@@ -78,9 +80,11 @@ func Registration() pipeline.Registration {
 			if err != nil {
 				return nil, err
 			}
-			if l.consumers, err = consumerLimiters(env); err != nil {
+			consumers, err := consumerLimiters(env)
+			if err != nil {
 				return nil, err
 			}
+			l.consumers = onRoute(consumers, env)
 			return l.middleware, nil
 		},
 	}
@@ -136,8 +140,9 @@ type policy struct {
 }
 
 type compiledRule struct {
-	rule   limiter.Rule
-	prefix string // "rl:<namespace>:<limit name>:"
+	rule      limiter.Rule
+	prefix    string                       // "rl:<namespace>:<limit name>:"
+	decisions telemetry.RateLimitDecisions // on the route the chain serves
 }
 
 type rateLimiter struct {
@@ -150,11 +155,16 @@ type rateLimiter struct {
 	xHeaders    bool
 	concurrency int64
 	inflight    *inflight
-	metrics     *metrics
-	route       string // metrics label; "" for a consumer's limiter (the request's route)
+	// stored times the limiter's decisions and counts its store failures;
+	// refused counts concurrency refusals (limit "concurrency") on the
+	// route the chain serves. A consumer's limiter, built with no route,
+	// counts through the views that on makes for each route.
+	stored  telemetry.RateLimitStore
+	refused telemetry.RateLimitDecisions
 	// consumers are the limiters of the consumers that set their own
 	// rate_limit, by consumer name: they decide those consumers' requests
-	// instead of this one. Shared by every route of a snapshot.
+	// instead of this one. Built once per snapshot and shared by every
+	// route, each route holding views that count on it.
 	consumers map[string]*rateLimiter
 }
 
@@ -172,15 +182,13 @@ func build(s settings, env *pipeline.BuildEnv) (*rateLimiter, error) {
 		keys:     s.keys,
 		headers:  s.headers,
 		xHeaders: s.xHeaders,
-		metrics:  metricsFor(shared, env.Metrics),
-		route:    env.Route,
+		stored:   env.Telemetry.RateLimitStore(),
 	}
 	switch {
 	case s.share != "":
 		l.namespace = "shared:" + s.share
 	case s.consumer != "":
 		l.namespace = "consumer:" + s.consumer
-		l.route = ""
 	case env.Scope == pipeline.ScopeRoute:
 		l.namespace = "route:" + env.Route
 	case env.Scope == pipeline.ScopeService:
@@ -206,7 +214,36 @@ func build(s settings, env *pipeline.BuildEnv) (*rateLimiter, error) {
 		l.concurrency = int64(s.concurrency)
 		l.inflight = pipeline.Get(shared, inflightKey, newInflight)
 	}
-	return l, nil
+	if s.consumer != "" {
+		return l, nil
+	}
+	return l.on(env.Telemetry, env.Route), nil
+}
+
+// on returns a view of l that counts its decisions on route: the same
+// limiter, keys, limits and in-flight counts, with decision counters
+// resolved for route. A consumer's limiter keeps one budget across routes
+// while each route counts its own decisions.
+func (l *rateLimiter) on(tel *telemetry.Telemetry, route string) *rateLimiter {
+	v := *l
+	v.refused = tel.RateLimitDecisions(route, "concurrency")
+	v.base = l.base.on(tel, route)
+	if l.tiers != nil {
+		v.tiers = make(map[string]policy, len(l.tiers))
+		for name, p := range l.tiers {
+			v.tiers[name] = p.on(tel, route)
+		}
+	}
+	return &v
+}
+
+// on returns a copy of p whose rules count their decisions on route.
+func (p policy) on(tel *telemetry.Telemetry, route string) policy {
+	p.rules = slices.Clone(p.rules)
+	for i := range p.rules {
+		p.rules[i].decisions = tel.RateLimitDecisions(route, p.rules[i].rule.Name)
+	}
+	return p
 }
 
 func (l *rateLimiter) compile(namePrefix string, limits []config.RateLimit) policy {
@@ -252,15 +289,11 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 
 // serve decides r under l's limits and passes it to next or refuses it.
 func (l *rateLimiter) serve(w http.ResponseWriter, r *http.Request, ex *pipeline.Exchange, next http.Handler) {
-	route := l.route
-	if route == "" {
-		route = ex.Route
-	}
 	key := l.key(r, ex)
 	if l.inflight != nil {
 		ckey := "rl:" + l.namespace + ":concurrency:" + key
 		if !l.inflight.acquire(ckey, l.concurrency) {
-			l.metrics.decision(route, "concurrency", false)
+			l.refused.Record(false)
 			w.Header().Set("Retry-After", "1")
 			problem.Write(w, r, http.StatusServiceUnavailable, "",
 				"too many requests in flight for this caller; retry shortly")
@@ -283,7 +316,7 @@ func (l *rateLimiter) serve(w http.ResponseWriter, r *http.Request, ex *pipeline
 	for i, cr := range pol.rules {
 		start := time.Now()
 		d, err := l.lim.Allow(r.Context(), cr.prefix+key, cr.rule)
-		l.metrics.store(time.Since(start), err)
+		l.stored.Observe(time.Since(start), err)
 		if err != nil {
 			w.Header().Set("Retry-After", "1")
 			detail := "the rate limit could not be checked; retry shortly"
@@ -293,7 +326,7 @@ func (l *rateLimiter) serve(w http.ResponseWriter, r *http.Request, ex *pipeline
 			problem.Write(w, r, http.StatusServiceUnavailable, "", detail)
 			return
 		}
-		l.metrics.decision(route, cr.rule.Name, d.Allowed)
+		cr.decisions.Record(d.Allowed)
 		if !d.Allowed {
 			if denied == nil || d.RetryAfter > denied.RetryAfter {
 				dd := d

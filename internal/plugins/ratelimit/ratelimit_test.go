@@ -21,7 +21,8 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authtest"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
 	"github.com/portico-gateway/portico/internal/redistest"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/portico-gateway/portico/internal/telemetry"
+	"github.com/portico-gateway/portico/internal/telemetry/telemetrytest"
 )
 
 // clock is a manual clock for the memory limiter.
@@ -63,12 +64,12 @@ type gateway struct {
 }
 
 type setup struct {
-	routes  []route
-	shared  *pipeline.Shared
-	tiers   map[string]config.Tier
-	metrics prometheus.Registerer
-	store   *config.Store
-	scope   pipeline.Scope // default ScopeRoute
+	routes []route
+	shared *pipeline.Shared
+	tiers  map[string]config.Tier
+	tel    *telemetry.Telemetry
+	store  *config.Store
+	scope  pipeline.Scope // default ScopeRoute
 	// consumers are the consumers' own rate_limit settings, by name.
 	consumers map[string]pipeline.Configured
 }
@@ -114,7 +115,7 @@ func start(t *testing.T, s setup) *gateway {
 			chain[i] = c
 		}
 		h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: rt.name, Service: "svc", Shared: s.shared,
-			Tiers: s.tiers, Metrics: s.metrics, Store: s.store, ConsumerPlugins: s.consumers}, proxy)
+			Tiers: s.tiers, Telemetry: s.tel, Store: s.store, ConsumerPlugins: s.consumers}, proxy)
 		if err != nil {
 			t.Fatalf("build chain: %s", err.Error())
 		}
@@ -455,8 +456,8 @@ func TestFailClosed(t *testing.T) {
 	t.Parallel()
 	shared := pipeline.NewShared()
 	pipeline.Get(shared, ratelimit.MemoryKey, func() limiter.Limiter { return unavailable{} })
-	reg := prometheus.NewRegistry()
-	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []pipeline.Configured{
+	tel := telemetry.New()
+	g := start(t, setup{shared: shared, tel: tel, routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{limit: 100, window: 1s}], key: ip}")}}}})
 	r := do(t, g, "/a")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
@@ -465,56 +466,97 @@ func TestFailClosed(t *testing.T) {
 	if !strings.Contains(r.body, `"detail":"the rate limit could not be checked; retry shortly"`) {
 		t.Errorf("got body %s, want the client-facing detail", r.body)
 	}
-	if got := counters(t, reg)["portico_ratelimit_store_errors_total"]; got != 1 {
+	if got, _ := telemetrytest.Scrape(t, tel).Value("portico_ratelimit_store_errors_total"); got != 1 {
 		t.Errorf("got %v store errors, want 1", got)
 	}
 }
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
+	tel := telemetry.New()
 	shared := pipeline.NewShared()
-	g := start(t, setup{shared: shared, metrics: reg, routes: []route{{"a", []pipeline.Configured{
+	g := start(t, setup{shared: shared, tel: tel, routes: []route{{"a", []pipeline.Configured{
 		rl(t, "{limits: [{name: m, limit: 1, window: 1m}], key: ip}")}}}})
 	statuses(t, g, 3, "/a")
-	// A second build (a reload) reuses the registered collectors.
-	start(t, setup{shared: shared, metrics: reg, routes: []route{{"b", []pipeline.Configured{rl(t, "{limits: [{limit: 1, window: 1m}]}")}}}})
-	got := counters(t, reg)
-	for name, want := range map[string]float64{
+	// A second build (a reload) counts on the same series.
+	g = start(t, setup{shared: shared, tel: tel, routes: []route{{"a", []pipeline.Configured{
+		rl(t, "{limits: [{name: m, limit: 1, window: 1m}], key: ip}")}}}})
+	statuses(t, g, 1, "/a")
+	page := telemetrytest.Scrape(t, tel)
+	for series, want := range map[string]float64{
 		`portico_ratelimit_decisions_total{limit="m",result="allowed",route="a"}`: 1,
-		`portico_ratelimit_decisions_total{limit="m",result="limited",route="a"}`: 2,
+		`portico_ratelimit_decisions_total{limit="m",result="limited",route="a"}`: 3,
+		`portico_ratelimit_store_duration_seconds_count`:                          4,
+		`portico_ratelimit_store_errors_total`:                                    0,
 	} {
-		if got[name] != want {
-			t.Errorf("got %s = %v, want %v", name, got[name], want)
+		if got, ok := page.Value(series); !ok || got != want {
+			t.Errorf("got %s = %v (found %t), want %v", series, got, ok, want)
 		}
 	}
 }
 
-// counters gathers reg's counters as name{labels} → value.
-func counters(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+// TestMetricsLabels: decisions are labelled with the route the chain
+// serves, also for a consumer's own limit (one budget, counted per
+// route), with the tier's limit names, and with limit="concurrency" for
+// concurrency refusals.
+func TestMetricsLabels(t *testing.T) {
+	t.Parallel()
+	tel := telemetry.New()
+	g := start(t, setup{tel: tel,
+		tiers: map[string]config.Tier{"free": {RateLimit: config.TierLimits{
+			Limits: []config.RateLimit{{Name: "daily", Limit: 1, Window: config.Duration(24 * time.Hour)}}}}},
+		routes: []route{
+			{"a", []pipeline.Configured{rl(t, "{limits: [{name: m, limit: 5, window: 1m}], key: consumer, tier: true}")}},
+			{"open", []pipeline.Configured{consumerOnly()}},
+			{"c", []pipeline.Configured{rl(t, "{limits: [{name: m, limit: 5, window: 1m}], concurrency: 1, key: ip}")}},
+		},
+		consumers: map[string]pipeline.Configured{
+			"gold": consumerRL(t, "{limits: [{name: per_minute, limit: 1, window: 1m}]}"),
+		},
+	})
+	if got := statuses(t, g, 2, "/a", "X-Test-Consumer", "f/free"); got != "200 429" {
+		t.Fatalf("free on a: got %s, want 200 429", got)
 	}
-	out := make(map[string]float64)
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			if m.GetCounter() == nil {
-				continue
-			}
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+strconv.Quote(l.GetValue()))
-			}
-			name := mf.GetName()
-			if len(labels) > 0 {
-				name += "{" + strings.Join(labels, ",") + "}"
-			}
-			out[name] = m.GetCounter().GetValue()
+	if got := statuses(t, g, 1, "/a", "X-Test-Consumer", "gold") + " " + statuses(t, g, 1, "/open", "X-Test-Consumer", "gold"); got != "200 429" {
+		t.Fatalf("gold on a then open: got %s, want 200 429", got)
+	}
+	done := make(chan result, 1)
+	go func() { done <- do(t, g, "/c/slow") }()
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never reached the upstream")
+	}
+	if r := do(t, g, "/c"); r.status != http.StatusServiceUnavailable {
+		t.Errorf("second request in flight: got %d, want 503", r.status)
+	}
+	close(g.block)
+	<-done
+
+	page := telemetrytest.Scrape(t, tel)
+	for series, want := range map[string]float64{
+		`portico_ratelimit_decisions_total{limit="tier.free.daily",result="allowed",route="a"}`: 1,
+		`portico_ratelimit_decisions_total{limit="tier.free.daily",result="limited",route="a"}`: 1,
+		`portico_ratelimit_decisions_total{limit="per_minute",result="allowed",route="a"}`:      1,
+		`portico_ratelimit_decisions_total{limit="per_minute",result="limited",route="open"}`:   1,
+		`portico_ratelimit_decisions_total{limit="concurrency",result="limited",route="c"}`:     1,
+		`portico_ratelimit_decisions_total{limit="m",result="allowed",route="c"}`:               1,
+	} {
+		if got, ok := page.Value(series); !ok || got != want {
+			t.Errorf("got %s = %v (found %t), want %v", series, got, ok, want)
 		}
 	}
-	return out
+	// Series appear with their first decision, as they always have.
+	for _, absent := range []string{
+		`portico_ratelimit_decisions_total{limit="m",result="allowed",route="a"}`,
+		`portico_ratelimit_decisions_total{limit="per_minute",result="limited",route="a"}`,
+		`portico_ratelimit_decisions_total{limit="concurrency",result="allowed",route="c"}`,
+		`route=""`,
+	} {
+		if strings.Contains(string(page), absent) {
+			t.Errorf("got %s, want no such series", absent)
+		}
+	}
 }
 
 func TestValidate(t *testing.T) {

@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"github.com/portico-gateway/portico/internal/limiter"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/redisclient"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MemoryKey is the Shared key of the in-memory limiter; tests may put
@@ -123,67 +121,6 @@ func (m sweptMemory) Run(ctx context.Context) {
 		case <-t.C:
 			m.Sweep()
 		}
-	}
-}
-
-// metrics are the plugins' Prometheus collectors, created once per
-// Shared and registered once.
-type metrics struct {
-	decisions   *prometheus.CounterVec
-	storeErrors prometheus.Counter
-	storeTime   prometheus.Histogram
-}
-
-func metricsFor(shared *pipeline.Shared, reg prometheus.Registerer) *metrics {
-	if reg == nil {
-		return nil
-	}
-	return pipeline.Get(shared, pipeline.NewKey[*metrics]("ratelimit:metrics"), func() *metrics {
-		m := &metrics{
-			decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-				Name: "portico_ratelimit_decisions_total",
-				Help: "Rate limit decisions by route, limit and result (allowed or limited).",
-			}, []string{"route", "limit", "result"}),
-			storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
-				Name: "portico_ratelimit_store_errors_total",
-				Help: "Rate limit decisions that failed in the store.",
-			}),
-			storeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-				Name:    "portico_ratelimit_store_duration_seconds",
-				Help:    "Time to take one rate limit decision.",
-				Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .025, .05, .1},
-			}),
-		}
-		for _, c := range []prometheus.Collector{m.decisions, m.storeErrors, m.storeTime} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return (*metrics)(nil)
-				}
-			}
-		}
-		return m
-	})
-}
-
-func (m *metrics) decision(route, limit string, allowed bool) {
-	if m == nil {
-		return
-	}
-	result := "limited"
-	if allowed {
-		result = "allowed"
-	}
-	m.decisions.WithLabelValues(route, limit, result).Inc()
-}
-
-func (m *metrics) store(d time.Duration, err error) {
-	if m == nil {
-		return
-	}
-	m.storeTime.Observe(d.Seconds())
-	if err != nil {
-		m.storeErrors.Inc()
 	}
 }
 

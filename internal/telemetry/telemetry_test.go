@@ -12,7 +12,7 @@ import (
 )
 
 // scrape fetches the metrics page through a real HTTP server.
-func scrape(t *testing.T, m *Metrics) string {
+func scrape(t *testing.T, m *Telemetry) string {
 	t.Helper()
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
@@ -50,7 +50,7 @@ func sample(t *testing.T, page, series string) float64 {
 
 func TestMetricsObserve(t *testing.T) {
 	t.Parallel()
-	m := NewMetrics()
+	m := New()
 	orders := m.Route("orders", "orders-svc")
 	orders.Observe(201, 12*time.Millisecond, 10*time.Millisecond)
 	orders.Observe(0, time.Millisecond, 0) // no WriteHeader: 200
@@ -97,7 +97,7 @@ func TestMetricsObserve(t *testing.T) {
 
 func TestMetricsRouteIsCached(t *testing.T) {
 	t.Parallel()
-	m := NewMetrics()
+	m := New()
 	a := m.Route("r", "s")
 	if b := m.Route("r", "s"); a != b {
 		t.Errorf("got a new handle for the same route, want the cached one")
@@ -116,7 +116,7 @@ func TestMetricsRouteIsCached(t *testing.T) {
 
 func TestMetricsInFlightAndReload(t *testing.T) {
 	t.Parallel()
-	m := NewMetrics()
+	m := New()
 	m.InFlightAdd(1)
 	m.InFlightAdd(1)
 	m.InFlightAdd(1)
@@ -144,7 +144,7 @@ func TestMetricsInFlightAndReload(t *testing.T) {
 
 func TestMetricsIncludesRuntimeCollectors(t *testing.T) {
 	t.Parallel()
-	page := scrape(t, NewMetrics())
+	page := scrape(t, New())
 	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_cpu_seconds_total"} {
 		if !strings.Contains(page, "\n"+name+" ") {
 			t.Errorf("got no %s series, want the runtime collectors registered", name)
@@ -156,16 +156,16 @@ func TestMetricsRegistriesArePrivate(t *testing.T) {
 	t.Parallel()
 	// Two instances must not collide (a global registry would panic on the
 	// second registration).
-	a, b := NewMetrics(), NewMetrics()
+	a, b := New(), New()
 	a.Route("x", "y").Observe(200, time.Millisecond, 0)
 	page := scrape(t, b)
 	if strings.Contains(page, `route="x"`) {
-		t.Errorf("got a series from another Metrics, want private registries")
+		t.Errorf("got a series from another Telemetry, want private registries")
 	}
 }
 
 func BenchmarkRouteMetricsObserve(b *testing.B) {
-	m := NewMetrics()
+	m := New()
 	rm := m.Route("orders", "orders")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -176,10 +176,20 @@ func BenchmarkRouteMetricsObserve(b *testing.B) {
 }
 
 func BenchmarkInFlight(b *testing.B) {
-	m := NewMetrics()
+	m := New()
 	b.ReportAllocs()
 	for b.Loop() {
 		m.InFlightAdd(1)
 		m.InFlightAdd(-1)
 	}
+}
+
+func BenchmarkRateLimitDecisionsRecord(b *testing.B) {
+	d := New().RateLimitDecisions("orders", "1m")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d.Record(true)
+		}
+	})
 }

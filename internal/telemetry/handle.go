@@ -1,0 +1,110 @@
+package telemetry
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Counter is one counter series, resolved at compile time. The zero
+// Counter records nothing.
+type Counter struct{ c prometheus.Counter }
+
+// Inc adds one.
+func (c Counter) Inc() {
+	if c.c != nil {
+		c.c.Inc()
+	}
+}
+
+// RateLimitDecisions counts the decisions of one limit on one route. Each
+// result's series is created by its first decision, so a limit that never
+// refuses shows no "limited" series. The zero value records nothing.
+type RateLimitDecisions struct {
+	allowed, limited func() prometheus.Counter
+}
+
+// RateLimitDecisions returns the decision counters of limit on route
+// (limit "concurrency" for concurrency refusals). Call it at compile time,
+// once per route and limit.
+func (t *Telemetry) RateLimitDecisions(route, limit string) RateLimitDecisions {
+	if t == nil {
+		return RateLimitDecisions{}
+	}
+	v := t.counters[rateLimitDecisions]
+	return RateLimitDecisions{
+		allowed: sync.OnceValue(func() prometheus.Counter { return v.WithLabelValues(route, limit, "allowed") }),
+		limited: sync.OnceValue(func() prometheus.Counter { return v.WithLabelValues(route, limit, "limited") }),
+	}
+}
+
+// Record counts one decision: allowed, or limited.
+func (d RateLimitDecisions) Record(allowed bool) {
+	c := d.limited
+	if allowed {
+		c = d.allowed
+	}
+	if c != nil {
+		c().Inc()
+	}
+}
+
+// RateLimitStore times the rate limiter's decisions and counts those the
+// store failed to take. The zero value records nothing.
+type RateLimitStore struct {
+	errors   prometheus.Counter
+	duration prometheus.Observer
+}
+
+// RateLimitStore returns the store handles. Their series exist from the
+// first call on, so call it when a rate limiter is built.
+func (t *Telemetry) RateLimitStore() RateLimitStore {
+	if t == nil {
+		return RateLimitStore{}
+	}
+	return RateLimitStore{
+		errors:   t.counters[rateLimitStoreErrors].WithLabelValues(),
+		duration: t.histograms[rateLimitStoreDuration].WithLabelValues(),
+	}
+}
+
+// Observe records one decision that took d and failed with err (nil: it
+// did not fail).
+func (s RateLimitStore) Observe(d time.Duration, err error) {
+	if s.duration == nil {
+		return
+	}
+	s.duration.Observe(d.Seconds())
+	if err != nil {
+		s.errors.Inc()
+	}
+}
+
+// CacheRoute counts one cached route's lookups by result, its requests
+// that waited for a concurrent fetch, and the failures of its store. The
+// zero value records nothing.
+type CacheRoute struct {
+	Hit, Miss, Stale, Bypass, Revalidated Counter
+	Coalesced                             Counter
+	StoreErrors                           Counter
+}
+
+// CacheRoute returns the handles of route, whose store is "memory" or
+// "redis". Every series exists from the call on, at 0. Call it at compile
+// time.
+func (t *Telemetry) CacheRoute(route, store string) CacheRoute {
+	if t == nil {
+		return CacheRoute{}
+	}
+	req := t.counters[cacheRequests]
+	return CacheRoute{
+		Hit:         Counter{req.WithLabelValues(route, "hit")},
+		Miss:        Counter{req.WithLabelValues(route, "miss")},
+		Stale:       Counter{req.WithLabelValues(route, "stale")},
+		Bypass:      Counter{req.WithLabelValues(route, "bypass")},
+		Revalidated: Counter{req.WithLabelValues(route, "revalidated")},
+		Coalesced:   Counter{t.counters[cacheCoalesced].WithLabelValues(route)},
+		StoreErrors: Counter{t.counters[cacheStoreErrors].WithLabelValues(store)},
+	}
+}
