@@ -68,6 +68,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&s.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&s.HealthPath, DefaultHealthPath)
 	setDefault(&s.ReadyPath, DefaultReadyPath)
+	setDefault(&s.UnderscoresInHeaders, UnderscoresProtected)
 	for i := range c.Services {
 		svc := &c.Services[i]
 		if svc.URL != "" && len(svc.Targets) == 0 {

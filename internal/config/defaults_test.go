@@ -28,6 +28,8 @@ func TestApplyDefaults(t *testing.T) {
 			DrainTimeout:      Duration(30 * time.Second),
 			HealthPath:        "/health",
 			ReadyPath:         "/ready",
+
+			UnderscoresInHeaders: "protected",
 		},
 	}
 	timeouts := Timeouts{Connect: Duration(5 * time.Second), ResponseHeader: Duration(60 * time.Second)}

@@ -119,7 +119,27 @@ type Server struct {
 	// ReadyPath answers readiness probes: 200 when serving, 503 while
 	// starting or draining. Default "/ready"; "off" disables it.
 	ReadyPath string `yaml:"ready_path"`
+	// ProxyHeaders are header names, besides the built-in list
+	// (edge.ProxyHeaders: X-Forwarded-Host, X-Original-URL,
+	// X-HTTP-Method-Override, True-Client-IP, ...), that only a trusted
+	// proxy may send: they are removed from requests of other peers before
+	// any plugin runs. Reloadable.
+	ProxyHeaders []string `yaml:"proxy_headers"`
+	// UnderscoresInHeaders says what happens to request header names with
+	// an underscore: "protected" (default) removes those that name a
+	// protected header with "_" for "-" (X_Consumer_ID), which CGI-style
+	// backends read as the real one; "drop" removes every such header (as
+	// NGINX's default underscores_in_headers off); "allow" keeps them all.
+	// Reloadable.
+	UnderscoresInHeaders string `yaml:"underscores_in_headers"`
 }
+
+// The values of server.underscores_in_headers.
+const (
+	UnderscoresProtected = "protected"
+	UnderscoresDrop      = "drop"
+	UnderscoresAllow     = "allow"
+)
 
 // Service is an upstream: one or more targets that serve the same API.
 type Service struct {

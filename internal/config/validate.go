@@ -110,6 +110,25 @@ func (v *validator) server() {
 	if okH && okR && s.HealthPath == s.ReadyPath && s.HealthPath != "off" {
 		v.errf(rp, "must differ from health_path")
 	}
+	for i, h := range s.ProxyHeaders {
+		if !httpsyntax.IsToken(h) {
+			v.errf(p.Index("proxy_headers", i), "must be a header name")
+		}
+	}
+	switch s.UnderscoresInHeaders {
+	case UnderscoresProtected, UnderscoresDrop, UnderscoresAllow:
+	default:
+		v.errf(p.Key("underscores_in_headers"), `must be "protected", "drop" or "allow"`)
+	}
+}
+
+// RestartOnlyDiffers reports whether the settings that need a restart
+// differ between s and o: every server setting but the reloadable header
+// rules.
+func (s *Server) RestartOnlyDiffers(o *Server) bool {
+	return s.ReadHeaderTimeout != o.ReadHeaderTimeout || s.IdleTimeout != o.IdleTimeout ||
+		s.MaxHeaderBytes != o.MaxHeaderBytes || s.MaxConnections != o.MaxConnections ||
+		s.DrainTimeout != o.DrainTimeout || s.HealthPath != o.HealthPath || s.ReadyPath != o.ReadyPath
 }
 
 func (v *validator) probePath(p Path, s string) bool {

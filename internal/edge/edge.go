@@ -2,9 +2,12 @@
 // parsed it and before it is routed, in the gateway and in the plugin test
 // harness alike:
 //
-//   - client-sent copies of the identity headers (X-Consumer-ID,
-//     X-User-ID, every claims_to_headers name) are removed, before any
-//     plugin runs, so no client can forge them;
+//   - what a client may not send is removed before any plugin runs
+//     (Headers): copies of the identity headers (X-Consumer-ID, X-User-ID,
+//     every claims_to_headers name), so no client can forge them;
+//     forwarding and override headers (ProxyHeaders) unless the peer is a
+//     trusted proxy; headers the client's Connection header lists; and
+//     underscore twins of those names (X_Consumer_ID);
 //   - the request's pipeline.Exchange is created in one allocation with
 //     the edge's own state: the real client address (the peer, or the
 //     first untrusted address in X-Forwarded-For from a trusted proxy),
@@ -57,9 +60,8 @@ func (f HandlerFunc) ServeEdge(st *State, w http.ResponseWriter, r *http.Request
 type Edge struct {
 	// Trusted are the peers whose X-Forwarded-For is believed.
 	Trusted []netip.Prefix
-	// Identity are the canonical names of the headers removed from every
-	// request (pipeline.Registry.IdentityHeaders).
-	Identity []string
+	// Headers says which client headers are removed (nil: none).
+	Headers *Headers
 	// Unmatched counts requests that Next did not route (nil: uncounted).
 	Unmatched Observer
 	// InFlight, when set, is told +1 when a request starts and -1 when it
@@ -73,10 +75,8 @@ type Edge struct {
 
 // ServeHTTP runs one request through the edge and on to Next.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	for _, h := range e.Identity {
-		delete(r.Header, h)
-	}
 	st := newState(w, r, e.Trusted)
+	e.Headers.clean(r.Header, st.ex.PeerTrusted)
 	if st.body.rc != nil {
 		r.Body = &st.body
 	}

@@ -179,6 +179,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		{&s.badPath, http.StatusBadRequest, "the request path is malformed or contains encoded separators"},
 		{&s.notFound, http.StatusNotFound, "no route matches the request"},
 		{&s.notAllowed, http.StatusMethodNotAllowed, "the route does not allow this method"},
+		{&s.badCredential, http.StatusBadRequest, "the request carries the Authorization header more than once; send one credential"},
 	} {
 		h, err := pipeline.Chain(unrouted, env, &problemTerminal{status: u.status, detail: u.detail})
 		if err != nil {
@@ -186,7 +187,8 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 		*u.h = h
 	}
-	s.edge.Identity = d.Plugins.IdentityHeaders(chains...)
+	s.edge.Headers = edge.NewHeaders(d.Plugins.IdentityHeaders(chains...), cfg.Server.ProxyHeaders,
+		cfg.Server.UnderscoresInHeaders)
 	return s, nil
 }
 

@@ -261,7 +261,7 @@ func restartOnly(old, cfg *config.Config) error {
 	if old.Admin.Listen != cfg.Admin.Listen {
 		errs = append(errs, config.Path{}.Key("admin").Key("listen").Errorf("cannot change on reload; restart portico"))
 	}
-	if old.Server != cfg.Server {
+	if old.Server.RestartOnlyDiffers(&cfg.Server) {
 		errs = append(errs, config.Path{}.Key("server").Errorf("cannot change on reload; restart portico"))
 	}
 	return cfg.Locate(errors.Join(errs...))

@@ -24,7 +24,7 @@ type Snapshot struct {
 
 	// Chains for requests that match no route: the global plugins that run
 	// without a route around a problem response.
-	badPath, notFound, notAllowed http.Handler
+	badPath, notFound, notAllowed, badCredential http.Handler
 
 	healthPath, readyPath string
 	ready                 func() bool
@@ -85,6 +85,12 @@ func (s *Snapshot) ServeEdge(st *edge.State, w http.ResponseWriter, r *http.Requ
 	norm, err := router.NormalizePath(r.URL.EscapedPath())
 	if err != nil {
 		s.badPath.ServeHTTP(w, r)
+		return
+	}
+	if len(r.Header["Authorization"]) > 1 {
+		// Two credentials: whichever a plugin checks, the other would go
+		// upstream unverified beside it.
+		s.badCredential.ServeHTTP(w, r)
 		return
 	}
 	m, res := s.table.Lookup(r, norm)

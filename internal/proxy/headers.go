@@ -12,9 +12,11 @@ import (
 )
 
 // Header hygiene toward the upstream follows httputil.ReverseProxy with
-// Rewrite: hop-by-hop headers and every header the client's Connection
-// header names are dropped, the client's forwarding headers are replaced
-// unless the peer is a trusted proxy, and "TE: trailers" survives.
+// Rewrite: hop-by-hop headers are dropped, the client's forwarding headers
+// are replaced unless the peer is a trusted proxy, and "TE: trailers"
+// survives. The headers the client's Connection header names were removed
+// by the edge before any plugin ran (internal/edge), so a header a plugin
+// sets (X-Consumer-ID) reaches the upstream whatever the client listed.
 
 // checkKey reports whether k is a valid header name and whether it is
 // already in canonical form ("Content-Type").
@@ -105,10 +107,6 @@ func hasToken(values []string, token string) bool {
 	return found
 }
 
-// namedIn reports whether header k is named by a token of the Connection
-// header values conn.
-func namedIn(conn []string, k string) bool { return hasToken(conn, k) }
-
 // peerIP returns the IP part of a RemoteAddr ("10.0.0.1:5555",
 // "[::1]:5555") without allocating.
 func peerIP(remoteAddr string) string {
@@ -159,7 +157,6 @@ func (hw *headWriter) write(r *http.Request) {
 	_, _ = bw.WriteString(hw.host)
 	_, _ = bw.WriteString("\r\n")
 
-	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
 		valid, canonical := checkKey(k)
 		if !valid {
@@ -170,7 +167,7 @@ func (hw *headWriter) write(r *http.Request) {
 		if !canonical {
 			ck = textproto.CanonicalMIMEHeaderKey(k)
 		}
-		if dropRequestHeader(ck, trusted) || len(conn) > 0 && namedIn(conn, ck) {
+		if dropRequestHeader(ck, trusted) {
 			continue
 		}
 		for _, v := range vv {

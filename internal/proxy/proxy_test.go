@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
@@ -138,6 +140,20 @@ func TestProxyHostHeader(t *testing.T) {
 	}
 }
 
+// behindEdge puts the gateway's edge in front of h, as the gateway does:
+// it removes what a client may not send (the headers its Connection header
+// lists among them) before set runs, standing in for the plugins.
+func behindEdge(h http.Handler, set func(r *http.Request)) http.Handler {
+	return &edge.Edge{Headers: edge.NewHeaders([]string{"X-Consumer-ID"}, nil, config.UnderscoresProtected),
+		Next: edge.HandlerFunc(func(st *edge.State, w http.ResponseWriter, r *http.Request) {
+			st.Exchange().UpstreamPath = r.URL.EscapedPath()
+			if set != nil {
+				set(r)
+			}
+			h.ServeHTTP(w, r)
+		})}
+}
+
 func TestProxyRemovesHopByHopRequestHeaders(t *testing.T) {
 	t.Parallel()
 	got := make(chan http.Header, 1)
@@ -146,7 +162,7 @@ func TestProxyRemovesHopByHopRequestHeaders(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	h, _ := newProxy(t, up.URL, nil)
-	g := startGateway(t, h, nil)
+	g := startGateway(t, behindEdge(h, nil), nil)
 	resp := rawRoundTrip(t, g.Listener.Addr().String(), "GET / HTTP/1.1\r\nHost: x\r\n"+
 		"Connection: keep-alive, X-Private\r\nConnection: X-Other\r\nX-Private: secret\r\nX-Other: 1\r\n"+
 		"Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n"+
@@ -565,5 +581,36 @@ func TestProxyRelaysEarlyAnswer(t *testing.T) {
 		if resp.StatusCode != 413 || string(body) != "too big\n" {
 			t.Fatalf("got %d %q, want 413", resp.StatusCode, body)
 		}
+	}
+}
+
+// TestGatewayHeadersSurviveTheClientsConnectionHeader: a client that lists
+// X-Consumer-ID (or any header a plugin sets) in its Connection header
+// removes only its own copy; the one the gateway sets reaches the
+// upstream.
+func TestGatewayHeadersSurviveTheClientsConnectionHeader(t *testing.T) {
+	t.Parallel()
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	t.Cleanup(up.Close)
+	h, _ := newProxy(t, up.URL, nil)
+	g := startGateway(t, behindEdge(h, func(r *http.Request) {
+		r.Header.Set("X-Consumer-ID", "alice")
+		r.Header.Set("X-Transformed", "set by a plugin")
+	}), nil)
+	resp := rawRoundTrip(t, g.Listener.Addr().String(), "GET / HTTP/1.1\r\nHost: x\r\n"+
+		"Connection: X-Consumer-ID, X-Transformed, X-Client\r\nX-Consumer-ID: mallory\r\nX-Client: c\r\n\r\n")
+	resp.Body.Close()
+	hdr := <-got
+	if v := hdr["X-Consumer-Id"]; len(v) != 1 || v[0] != "alice" {
+		t.Errorf("got X-Consumer-ID %q, want the gateway's [alice]", v)
+	}
+	if v := hdr.Get("X-Transformed"); v != "set by a plugin" {
+		t.Errorf("got X-Transformed %q, want the plugin's value", v)
+	}
+	if v, ok := hdr["X-Client"]; ok {
+		t.Errorf("got X-Client %q, want it removed (the client listed it in Connection)", v)
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/pipeline"
+	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // Name is the plugin's YAML key.
@@ -142,6 +143,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := pipeline.FromContext(r.Context())
 	if ex == nil { // outside the gateway's edge there is nowhere to record a verdict
 		h.next.ServeHTTP(w, r)
+		return
+	}
+	if h.tokens(r) > 1 {
+		// Two tokens: whichever were checked, the other would go
+		// upstream unverified beside it.
+		problem.Write(w, r, http.StatusBadRequest, "", "the request carries more than one access token; send exactly one")
 		return
 	}
 	h.authenticate(ex, r)

@@ -777,3 +777,40 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestMoreThanOneTokenRefused: tokens in two places (header and cookie,
+// the cookie twice, the query parameter twice) get 400 without a call to
+// the introspection endpoint or the upstream.
+func TestMoreThanOneTokenRefused(t *testing.T) {
+	t.Parallel()
+	s := start(t, func(s *Spec) { s.Cookie, s.Query = "at", "access_token" })
+	s.idp.set("tok", active("u"))
+	for _, tt := range []struct {
+		name   string
+		mutate func(r *http.Request)
+	}{
+		{"header and cookie", func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer tok")
+			r.Header.Set("Cookie", "at=other")
+		}},
+		{"cookie twice", func(r *http.Request) { r.Header.Set("Cookie", "at=tok; b=1; at=other") }},
+		{"cookie lines", func(r *http.Request) { r.Header["Cookie"] = []string{"at=tok", "at=other"} }},
+		{"query twice", func(r *http.Request) { r.URL.RawQuery = "access_token=tok&access_token=other" }},
+		{"header and query", func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer tok")
+			r.URL.RawQuery = "access_token=other"
+		}},
+	} {
+		req, _ := http.NewRequest("GET", s.edge.srv.URL+"/x", nil)
+		tt.mutate(req)
+		if resp := s.edge.do(t, req); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: got status %d, want 400", tt.name, resp.StatusCode)
+		}
+	}
+	s.edge.mu.Lock()
+	n := len(s.edge.seen)
+	s.edge.mu.Unlock()
+	if n != 0 || s.idp.calls.Load() != 0 {
+		t.Errorf("got %d requests upstream and %d introspection calls, want none", n, s.idp.calls.Load())
+	}
+}

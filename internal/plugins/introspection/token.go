@@ -38,6 +38,29 @@ func (h *handler) token(r *http.Request) (string, source) {
 	return "", srcNone
 }
 
+// tokens counts the tokens r carries where this plugin looks: Bearer
+// Authorization headers, cookies of the configured name, and query
+// parameters of the configured name.
+func (h *handler) tokens(r *http.Request) int {
+	n := 0
+	for _, v := range r.Header["Authorization"] {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			n++
+		}
+	}
+	if h.cookie != "" {
+		for _, c := range r.CookiesNamed(h.cookie) {
+			if c.Value != "" {
+				n++
+			}
+		}
+	}
+	if h.query != "" && r.URL.RawQuery != "" {
+		n += len(r.URL.Query()[h.query])
+	}
+	return n
+}
+
 // validToken reports whether t is an RFC 6750 b64token of at most
 // maxTokenBytes: [A-Za-z0-9-._~+/]+ followed by any '='.
 func validToken(t string) bool {

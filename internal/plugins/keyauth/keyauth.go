@@ -21,6 +21,7 @@ import (
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/httpsyntax"
 	"github.com/portico-gateway/portico/internal/pipeline"
+	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // Name is the plugin's config key.
@@ -100,6 +101,12 @@ func (k *keyAuth) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if k.count(r) > 1 {
+			// Two keys: whichever were checked, the other would go
+			// upstream unverified beside it.
+			problem.Write(w, r, http.StatusBadRequest, "", "the request carries more than one API key; send exactly one")
+			return
+		}
 		key := k.find(r)
 		switch {
 		case key == "":
@@ -114,6 +121,23 @@ func (k *keyAuth) middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// count returns how many API keys r carries: header lines (and values a
+// comma would join) plus query parameters of the key's name.
+func (k *keyAuth) count(r *http.Request) int {
+	n := 0
+	if k.header != "" {
+		n = len(r.Header[k.header])
+	}
+	if k.query != "" && r.URL.RawQuery != "" {
+		for part := range strings.SplitSeq(r.URL.RawQuery, "&") {
+			if pname, _, _ := strings.Cut(part, "="); paramIs(pname, k.query) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // find returns the key from the header, else from the query, and removes

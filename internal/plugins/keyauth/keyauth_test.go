@@ -207,3 +207,36 @@ func BenchmarkKeyAuth(b *testing.B) {
 		}
 	}
 }
+
+// TestMoreThanOneKeyRefused: a request with two API keys (two header
+// lines, the header and the query, the query parameter twice) gets 400,
+// even on an anonymous route, and never reaches the upstream: whichever
+// key were checked, the other would go upstream unverified beside it.
+func TestMoreThanOneKeyRefused(t *testing.T) {
+	t.Parallel()
+	both := authtest.Start(t, authtest.Options{Consumers: consumers()},
+		authtest.Configure(t, keyauth.Registration(), "{header: X-Key, query: apikey}"))
+	anon := authtest.Start(t, authtest.Options{Consumers: consumers()},
+		authtest.Configure(t, keyauth.Registration(), "{header: X-Key, query: apikey}"),
+		authtest.Configure(t, authgate.Registration(), "{anonymous: guest}"))
+	for _, gw := range []*authtest.Gateway{both, anon} {
+		for _, tt := range []struct {
+			name, target string
+			header       http.Header
+		}{
+			{"header twice", "/", hdr("X-Key", appKey, "X-Key", "other-key-0123456789")},
+			{"same key twice", "/", hdr("X-Key", appKey, "X-Key", appKey)},
+			{"header and query", "/?apikey=other-key-0123456789", hdr("X-Key", appKey)},
+			{"query twice", "/?apikey=" + appKey + "&apikey=other", nil},
+			{"query twice, escaped name", "/?apikey=" + appKey + "&api%6Bey=other", nil},
+		} {
+			res := gw.Do(t, tt.target, tt.header)
+			if res.Status != http.StatusBadRequest || !strings.Contains(res.Body, "more than one API key") {
+				t.Errorf("%s: got %d %s, want 400 naming more than one API key", tt.name, res.Status, res.Body)
+			}
+			if res.Upstream != nil {
+				t.Errorf("%s: got a request upstream, want none", tt.name)
+			}
+		}
+	}
+}

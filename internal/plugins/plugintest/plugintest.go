@@ -183,7 +183,7 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 	// The gateway's own edge, in front of one route: it strips the
 	// identity headers and creates the Exchange; the route is the one
 	// every request matches.
-	front := &edge.Edge{Trusted: opts.TrustedProxies, Identity: g.Identity,
+	front := &edge.Edge{Trusted: opts.TrustedProxies, Headers: edge.NewHeaders(g.Identity, nil, config.UnderscoresProtected),
 		Next: edge.HandlerFunc(func(st *edge.State, w http.ResponseWriter, r *http.Request) {
 			st.Exchange().RequestID = RequestID
 			path := r.URL.EscapedPath()
