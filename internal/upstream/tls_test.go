@@ -138,7 +138,8 @@ func tlsTarget(t *testing.T, addr string, c *config.UpstreamTLS) *Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := &Target{URL: "https://" + addr, Addr: addr, Host: addr, TLS: true}
+	tg := newTarget("https://"+addr, addr, addr)
+	tg.TLS = true
 	tg.configure(1, 4, time.Minute)
 	tg.setTLS(cfg)
 	return tg
