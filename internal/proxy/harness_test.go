@@ -222,7 +222,7 @@ func checkGoroutines(t *testing.T, base int) {
 			buf = buf[:runtime.Stack(buf, true)]
 			t.Fatalf("got %d goroutines, want at most %d:\n%s", n, base, buf)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // poll interval
 	}
 }
 

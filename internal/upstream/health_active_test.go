@@ -80,7 +80,7 @@ func awaitGoroutines(t *testing.T, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("got %d goroutines after %s, want at most %d", runtime.NumGoroutine(), waitTimeout, n)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond) // poll interval
 	}
 }
 
