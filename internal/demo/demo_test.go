@@ -118,15 +118,23 @@ func TestStartServesAndCloseStopsEverything(t *testing.T) {
 		}
 	}
 
+	awaitGoroutines(t, before)
+}
+
+// awaitGoroutines waits until the process runs at most n goroutines, and
+// fails the test with every stack after 5 s. It polls: a goroutine that
+// exits signals nothing that could be waited on.
+func awaitGoroutines(t *testing.T, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
+	for runtime.NumGoroutine() > n {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
 			t.Fatalf("goroutines: got %d after Close, want at most %d\n%s",
-				runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
 		}
 		runtime.Gosched()
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+		time.Sleep(5 * time.Millisecond) // poll interval
 	}
 }
 

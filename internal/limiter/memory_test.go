@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
@@ -355,33 +356,36 @@ func TestMemoryShrinksAfterExpiry(t *testing.T) {
 	}
 }
 
+// TestMemoryLazyExpiryAndSweeper runs the sweeper's ticker on the synctest
+// clock: one sweep interval passes without a real wait, and the test need
+// not spin until the sweeper happens to run.
 func TestMemoryLazyExpiryAndSweeper(t *testing.T) {
 	t.Parallel()
-	c := newClock()
-	m := NewMemory(MemoryOptions{Now: c.Now, SweepInterval: time.Millisecond})
-	defer m.Close()
-	r := Rule{Limit: 1, Window: time.Second}
-	mustAllow(t, m, "a", r)
-	if mustAllow(t, m, "a", r).Allowed {
-		t.Fatal("got allowed, want denied")
-	}
-	c.Advance(time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for m.Len() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("sweeper kept %d keys, want 0", m.Len())
+	synctest.Test(t, func(t *testing.T) {
+		c := newClock()
+		m := NewMemory(MemoryOptions{Now: c.Now, SweepInterval: time.Millisecond})
+		defer m.Close()
+		r := Rule{Limit: 1, Window: time.Second}
+		mustAllow(t, m, "a", r)
+		if mustAllow(t, m, "a", r).Allowed {
+			t.Fatal("got allowed, want denied")
 		}
-		runtime.Gosched()
-	}
-	if !mustAllow(t, m, "a", r).Allowed {
-		t.Fatal("got denied after expiry, want allowed")
-	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
+		c.Advance(time.Second)
+		time.Sleep(time.Millisecond) // one sweep interval, on the bubble's clock
+		synctest.Wait()
+		if n := m.Len(); n != 0 {
+			t.Fatalf("sweeper kept %d keys after a sweep interval, want 0", n)
+		}
+		if !mustAllow(t, m, "a", r).Allowed {
+			t.Fatal("got denied after expiry, want allowed")
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestRuleFrom(t *testing.T) {

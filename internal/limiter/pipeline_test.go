@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,15 +64,44 @@ func evalCalls(t *testing.T, c redis.UniversalClient) int64 {
 	return n
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// pollUntil calls f until it returns nil, and fails the test with f's
+// last error after 10 s. It is the one poll of these tests, for state that
+// signals nothing: the pipeliner's slots and queue (a hook on the path of
+// every decision only for tests is not worth its cost) and a restarted
+// redis-server.
+func pollUntil(t *testing.T, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	const within = 10 * time.Second
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil {
+			return
 		}
-		time.Sleep(time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", within, err)
+		}
+		time.Sleep(time.Millisecond) // poll interval
+	}
+}
+
+// queuedIs reports an error unless n calls wait in rl's queue.
+func queuedIs(rl *Redis, n int) func() error {
+	return func() error {
+		if got := rl.pipe.queued(); got != n {
+			return fmt.Errorf("queued calls: got %d, want %d", got, n)
+		}
+		return nil
+	}
+}
+
+// directIs reports an error unless rl has sent n decisions alone.
+func directIs(rl *Redis, n uint64) func() error {
+	return func() error {
+		if got := rl.Stats().Direct; got != n {
+			return fmt.Errorf("decisions sent alone: got %d, want %d", got, n)
+		}
+		return nil
 	}
 }
 
@@ -110,7 +140,7 @@ func TestRedisPipelineExact(t *testing.T) {
 				opts := node.opts
 				opts.Timeout, opts.PoolSize = 10*time.Second, 2
 				rl := newPipelinedRedis(t, opts)
-				awayFromEdge(t, rawClient(t, single.Addr()))
+				awayFromEdge(t, rawClient(t, single.Addr()), time.Minute, 3*time.Second)
 				before := evalCalls(t, node.raw)
 				got := exactUnder64(t, rl, "pipe:"+tt.name, tt.rule, 1000)
 				if d := got - 300; d < -tt.tolerance || d > tt.tolerance {
@@ -226,9 +256,10 @@ func TestRedisPipelineCancel(t *testing.T) {
 	raw := rawClient(t, srv.Addr())
 	rl := newPipelinedRedis(t, RedisOptions{URL: srv.URL(), Timeout: 10 * time.Second, PoolSize: 1})
 	mustAllow(t, rl, "warm", Rule{Limit: 5, Window: time.Second}) // a connection is open
-	// Redis answers nothing for a while: the first call holds the only
-	// slot, the others queue.
-	if err := raw.Do(context.Background(), "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+	// Redis runs no script until the test lets it (WRITE mode holds every
+	// script and lets CLIENT UNPAUSE through): the first call holds the
+	// only slot, the others queue.
+	if err := raw.Do(context.Background(), "CLIENT", "PAUSE", "20000", "WRITE").Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %s", err)
 	}
 	r := Rule{Limit: 100, Window: time.Minute}
@@ -239,17 +270,17 @@ func TestRedisPipelineCancel(t *testing.T) {
 			results <- err
 		}()
 		if i == 0 {
-			waitFor(t, "the first call to take the slot", func() bool { return rl.Stats().Direct == 2 })
+			pollUntil(t, directIs(rl, 2)) // the first call took the slot
 		}
 	}
-	waitFor(t, "three queued calls", func() bool { return rl.pipe.queued() == 3 })
+	pollUntil(t, queuedIs(rl, 3))
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan error, 1)
 	go func() {
 		_, err := rl.Allow(ctx, "cancel:me", r)
 		got <- err
 	}()
-	waitFor(t, "the fourth queued call", func() bool { return rl.pipe.queued() == 4 })
+	pollUntil(t, queuedIs(rl, 4))
 	cancel()
 	select {
 	case err := <-got:
@@ -258,6 +289,9 @@ func TestRedisPipelineCancel(t *testing.T) {
 		}
 	case <-time.After(500 * time.Millisecond):
 		t.Fatal("a cancelled caller still waits for the paused pipeline")
+	}
+	if err := raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatalf("CLIENT UNPAUSE: %s", err)
 	}
 	for range 4 {
 		if err := <-results; err != nil {
@@ -283,7 +317,8 @@ func TestRedisPipelineServerKilled(t *testing.T) {
 	r := Rule{Limit: 100, Window: time.Minute}
 	// Two callers with short deadlines hold both slots, then give them up
 	// to the queue: the queued decisions leave as pipelines that Redis,
-	// paused, does not answer.
+	// paused, does not answer. (A deadline, not a cancel: the Redis client
+	// gives up a read in flight only at a deadline.)
 	openers := make(chan error, 2)
 	for i := range 2 {
 		go func() {
@@ -293,7 +328,7 @@ func TestRedisPipelineServerKilled(t *testing.T) {
 			openers <- err
 		}()
 	}
-	waitFor(t, "both slots taken", func() bool { return rl.Stats().Direct == 3 })
+	pollUntil(t, directIs(rl, 3)) // both slots taken
 	const waiters = 62
 	results := make(chan error, waiters)
 	for i := range waiters {
@@ -302,11 +337,16 @@ func TestRedisPipelineServerKilled(t *testing.T) {
 			results <- err
 		}()
 	}
-	waitFor(t, "all waiters queued", func() bool { return rl.pipe.queued() == waiters })
+	pollUntil(t, queuedIs(rl, waiters))
 	for range 2 {
 		<-openers
 	}
-	waitFor(t, "a pipeline in flight", func() bool { return rl.Stats().Pipelines >= 1 })
+	pollUntil(t, func() error {
+		if rl.Stats().Pipelines == 0 {
+			return errors.New("no pipeline in flight")
+		}
+		return nil
+	})
 	killed := time.Now()
 	srv.Stop()
 	for i := range waiters {
@@ -344,7 +384,7 @@ func TestRedisPipelineClose(t *testing.T) {
 			results <- err
 		}()
 	}
-	waitFor(t, "two queued calls", func() bool { return rl.pipe.queued() == 2 })
+	pollUntil(t, queuedIs(rl, 2))
 	_ = rl.Close()
 	for range 3 {
 		if err := <-results; err == nil {

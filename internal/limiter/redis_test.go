@@ -28,24 +28,25 @@ func rawClient(t testing.TB, addr string) *redis.Client {
 	return c
 }
 
-// awayFromEdge waits, if needed, until the current minute (Redis time) has
-// at least 3s left, so a fixed window test does not straddle two windows.
-func awayFromEdge(t *testing.T, c *redis.Client) {
+// awayFromEdge waits, if needed, until the current window of the given
+// length (by Redis time) has more than margin left, so that a fixed window
+// test does not straddle two windows. Redis computes windows with its own
+// TIME, which no fake clock can stand in for: near an edge the test waits,
+// once, for the next window to begin.
+func awayFromEdge(t *testing.T, c *redis.Client, window, margin time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for range 3 {
 		now, err := c.Time(context.Background()).Result()
 		if err != nil {
 			t.Fatalf("TIME: %s", err)
 		}
-		if left := time.Minute - time.Duration(now.UnixNano()%int64(time.Minute)); left > 3*time.Second {
+		left := window - time.Duration(now.UnixNano()%int64(window))
+		if left > margin {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis time did not leave the window edge")
-		}
-		time.Sleep(100 * time.Millisecond) // waiting for the wall clock itself
+		time.Sleep(left) // into the next window by Redis's clock
 	}
+	t.Fatal("redis time did not leave the window edge")
 }
 
 // TestRedisExactAcrossInstances is three gateway processes (three clients)
@@ -68,7 +69,7 @@ func TestRedisExactAcrossInstances(t *testing.T) {
 			for i := range ls {
 				ls[i] = newTestRedis(t, srv.URL(), 10*time.Second)
 			}
-			awayFromEdge(t, raw)
+			awayFromEdge(t, raw, time.Minute, 3*time.Second)
 			start := time.Now()
 			got := exactUnderConcurrency(t, ls, "exact:"+tt.name, tt.rule, 1000)
 			// GCRA refills smoothly: one more request is due every
@@ -111,7 +112,9 @@ func TestRedisDecisionFields(t *testing.T) {
 		if d.Reset <= time.Second || d.Reset > 2*time.Second {
 			t.Fatalf("got Reset %s, want (1s, 2s]", d.Reset)
 		}
-		time.Sleep(d.RetryAfter) // the property under test: waiting RetryAfter is enough
+		// The property under test: waiting RetryAfter is enough. Redis
+		// decides by its own TIME, which no fake clock can stand in for.
+		time.Sleep(d.RetryAfter)
 		if d := mustAllow(t, rl, "gcra", r); !d.Allowed {
 			t.Fatalf("got denied after waiting RetryAfter, want allowed (RetryAfter now %s)", d.RetryAfter)
 		}
@@ -133,7 +136,7 @@ func TestRedisDecisionFields(t *testing.T) {
 		if d.RetryAfter <= 0 || d.RetryAfter > time.Second || d.Reset != d.RetryAfter {
 			t.Fatalf("got RetryAfter %s Reset %s, want equal and in (0, 1s]", d.RetryAfter, d.Reset)
 		}
-		time.Sleep(d.RetryAfter)
+		time.Sleep(d.RetryAfter) // waiting RetryAfter is enough, by Redis's TIME
 		if d := mustAllow(t, rl, "fixed", r); !d.Allowed {
 			t.Fatal("got denied after waiting RetryAfter, want allowed")
 		}
@@ -152,7 +155,7 @@ func TestRedisDecisionFields(t *testing.T) {
 		if d.Allowed || d.Remaining != 0 || d.RetryAfter <= 0 {
 			t.Fatalf("got %+v, want denied with remaining 0 and a RetryAfter", d)
 		}
-		time.Sleep(d.RetryAfter)
+		time.Sleep(d.RetryAfter) // waiting RetryAfter is enough, by Redis's TIME
 		if d := mustAllow(t, rl, "sliding", r); !d.Allowed {
 			t.Fatalf("got denied after waiting RetryAfter, want allowed (now %s)", d.RetryAfter)
 		}

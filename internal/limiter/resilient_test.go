@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,18 +57,19 @@ func timedAllow(t *testing.T, l Limiter, key string, r Rule) (Decision, error) {
 }
 
 // recoverShared restarts Redis and polls, advancing the breaker clock past
-// each cool-down, until the shared limiter answers again.
+// each cool-down, until the shared limiter answers again: the limiter finds
+// the restarted server only by trying.
 func recoverShared(t *testing.T, srv *redistest.Server, res *Resilient, c *clock, r Rule) {
 	t.Helper()
 	srv.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for !res.Healthy() {
-		if time.Now().After(deadline) {
-			t.Fatalf("shared limiting did not resume: stats %+v", res.Stats())
+	pollUntil(t, func() error {
+		if res.Healthy() {
+			return nil
 		}
 		c.Advance(time.Second)
 		_, _ = timedAllow(t, res, "probe", r)
-	}
+		return fmt.Errorf("shared limiting did not resume: stats %+v", res.Stats())
+	})
 }
 
 func TestResilientFailOpenUsesLocalShareAndBreaker(t *testing.T) {

@@ -310,9 +310,8 @@ func TestProxyClientCancelStopsUpstream(t *testing.T) {
 	checkGoroutines(t, base)
 }
 
-// Not parallel: it waits for an idle connection to age past the peek
-// threshold.
 func TestProxyStaleKeepAliveConnection(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	up, cc := countedUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -322,8 +321,18 @@ func TestProxyStaleKeepAliveConnection(t *testing.T) {
 		// Like Node, the upstream closes idle keep-alive connections quickly.
 		s.IdleTimeout = 50 * time.Millisecond
 	})
-	h, _ := newProxy(t, up.URL, nil)
-	g := startGateway(t, h, nil)
+	// The pool's clock stands still unless the test moves it: connections
+	// age in the pool only by what the test says.
+	reg := upstream.NewRegistry(nil)
+	t.Cleanup(func() { _ = reg.Close() })
+	var idle atomic.Int64
+	start := time.Now()
+	reg.SetClock(func() time.Time { return start.Add(time.Duration(idle.Load())) })
+	svc, err := reg.Service(config.Service{Name: "svc", URL: up.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, New(Options{Service: svc}), nil)
 
 	do := func(method, body string) {
 		t.Helper()
@@ -341,17 +350,15 @@ func TestProxyStaleKeepAliveConnection(t *testing.T) {
 			t.Fatalf("%s: got %d %q, want 200 %q", method, resp.StatusCode, got, body)
 		}
 	}
-	upstreamClosedAll := func() bool { _, live := cc.counts(); return live == 0 }
-
 	do("GET", "")
-	waitFor(t, upstreamClosedAll)
+	cc.awaitAllClosed(t)
 	// The pooled connection is dead and was idle under a second: the GET
 	// fails on it and is replayed on a new connection.
 	do("GET", "")
-	waitFor(t, upstreamClosedAll)
+	cc.awaitAllClosed(t)
 	// Idle for over a second: the pool's peek sees the close, so the POST,
 	// whose body cannot be replayed, never goes to the dead connection.
-	time.Sleep(1100 * time.Millisecond)
+	idle.Add(int64(1100 * time.Millisecond))
 	do("POST", "payload")
 	if got := hits.Load(); got != 3 {
 		t.Fatalf("upstream saw %d requests, want 3", got)

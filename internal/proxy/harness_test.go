@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -23,8 +24,9 @@ type testGateway struct {
 	*httptest.Server
 	client *http.Client
 
-	mu  sync.Mutex
-	exs []*pipeline.Exchange
+	mu       sync.Mutex
+	exs      []*pipeline.Exchange
+	recorded changes // an Exchange was recorded
 }
 
 // edgeFunc adjusts the Exchange the test edge creates.
@@ -45,6 +47,7 @@ func startGateway(t *testing.T, h http.Handler, edit edgeFunc) *testGateway {
 			g.mu.Lock()
 			g.exs = append(g.exs, ex)
 			g.mu.Unlock()
+			g.recorded.changed()
 		}()
 		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
@@ -62,7 +65,7 @@ func startGateway(t *testing.T, h http.Handler, edit edgeFunc) *testGateway {
 func (g *testGateway) exchange(t *testing.T, n int) *pipeline.Exchange {
 	t.Helper()
 	var ex *pipeline.Exchange
-	waitFor(t, func() bool {
+	g.recorded.await(t, "the exchange of request "+strconv.Itoa(n), func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if len(g.exs) >= n {
@@ -154,22 +157,61 @@ func rawRoundTrip(t *testing.T, addr, raw string) *http.Response {
 	return resp
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitTimeout bounds every wait of these tests for an event.
+const waitTimeout = 10 * time.Second
+
+// changes wakes the tests that wait for some state to change: every call
+// of changed closes the channel that next handed out before it.
+type changes struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next returns a channel that the next call of changed closes.
+func (c *changes) next() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
+}
+
+// changed wakes every waiter; call it after the state changed.
+func (c *changes) changed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+}
+
+// await returns once cond holds, checking it again after each change,
+// and fails the test after waitTimeout.
+func (c *changes) await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for {
+		next := c.next() // before the check, so no change goes unseen
+		if cond() {
+			return
 		}
-		time.Sleep(2 * time.Millisecond)
+		select {
+		case <-next:
+		case <-timeout.C:
+			t.Fatalf("%s: not within %s", what, waitTimeout)
+		}
 	}
 }
 
 // checkGoroutines fails the test when the goroutine count does not come
-// back to base.
+// back to base. It is the one poll of these tests: a goroutine that
+// exits signals nothing that could be waited on.
 func checkGoroutines(t *testing.T, base int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for {
 		n := runtime.NumGoroutine()
 		if n <= base {
@@ -180,7 +222,7 @@ func checkGoroutines(t *testing.T, base int) {
 			buf = buf[:runtime.Stack(buf, true)]
 			t.Fatalf("got %d goroutines, want at most %d:\n%s", n, base, buf)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // poll interval
 	}
 }
 
@@ -188,11 +230,11 @@ func checkGoroutines(t *testing.T, base int) {
 type connCounter struct {
 	mu           sync.Mutex
 	opened, live int
+	conns        changes // a connection opened or closed
 }
 
 func (cc *connCounter) hook(_ net.Conn, s http.ConnState) {
 	cc.mu.Lock()
-	defer cc.mu.Unlock()
 	switch s {
 	case http.StateNew:
 		cc.opened++
@@ -200,6 +242,17 @@ func (cc *connCounter) hook(_ net.Conn, s http.ConnState) {
 	case http.StateClosed, http.StateHijacked:
 		cc.live--
 	}
+	cc.mu.Unlock()
+	cc.conns.changed()
+}
+
+// awaitAllClosed waits until the server has closed every connection.
+func (cc *connCounter) awaitAllClosed(t *testing.T) {
+	t.Helper()
+	cc.conns.await(t, "the upstream closing its connections", func() bool {
+		_, live := cc.counts()
+		return live == 0
+	})
 }
 
 func (cc *connCounter) counts() (opened, live int) {

@@ -81,8 +81,12 @@ func TestProxyWebSocketEcho(t *testing.T) {
 	}
 	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	_ = c.Close()
-	waitFor(t, func() bool { return tunnels.Count() == 0 })
+	// The handler returns, and its Exchange is recorded, only after the
+	// tunnel left the set.
 	ex := g.exchange(t, 1)
+	if n := tunnels.Count(); n != 0 {
+		t.Fatalf("got %d tunnels after the close, want 0", n)
+	}
 	if ex.Err != nil || ex.Upstream == "" || ex.UpstreamDuration <= 0 {
 		t.Fatalf("got Err %v, Upstream %q, UpstreamDuration %v", ex.Err, ex.Upstream, ex.UpstreamDuration)
 	}
@@ -92,14 +96,27 @@ func TestProxyWebSocketEcho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return tunnels.Count() == 1 })
+	// An echo goes through the tunnel's copies, which start after the
+	// tunnel joined the set.
+	if err := c.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.ReadMessage(); err != nil || string(got) != "ping" {
+		t.Fatalf("got %q, %v, want the echo", got, err)
+	}
+	if n := tunnels.Count(); n != 1 {
+		t.Fatalf("got %d tunnels, want 1", n)
+	}
 	tunnels.CloseAll()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, _, err := c.ReadMessage(); err == nil {
 		t.Fatal("read succeeded on a closed tunnel")
 	}
 	_ = c.Close()
-	waitFor(t, func() bool { return tunnels.Count() == 0 })
+	g.exchange(t, 2)
+	if n := tunnels.Count(); n != 0 {
+		t.Fatalf("got %d tunnels after CloseAll, want 0", n)
+	}
 
 	g.client.Transport.(*http.Transport).CloseIdleConnections()
 	g.Close()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -45,18 +46,6 @@ func readFile(t *testing.T, path string) string {
 		t.Fatalf("read %s: %s", path, err)
 	}
 	return string(b)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestSinksSameSpecSharesSink(t *testing.T) {
@@ -278,34 +267,44 @@ func TestSinkReopenFailureKeepsOldFile(t *testing.T) {
 	}
 }
 
+// TestSinksRunFlushesPeriodically runs on the synctest clock: the
+// interval passes without a real wait.
 func TestSinksRunFlushesPeriodically(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "a.log")
-	s := NewSinks(&lineWriter{}, &lineWriter{})
-	defer s.Close()
-	sk, err := s.Sink(path)
-	if err != nil {
-		t.Fatalf("open: %s", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Run(ctx)
-	}()
+	synctest.Test(t, func(t *testing.T) {
+		s := NewSinks(&lineWriter{}, &lineWriter{})
+		defer s.Close()
+		sk, err := s.Sink(path)
+		if err != nil {
+			t.Fatalf("open: %s", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.Run(ctx)
+		}()
 
-	fmt.Fprintf(sk, "tick\n")
-	waitFor(t, 5*flushInterval, "the periodic flush", func() bool {
-		b, _ := os.ReadFile(path)
-		return string(b) == "tick\n"
+		fmt.Fprintf(sk, "tick\n")
+		time.Sleep(flushInterval - time.Nanosecond)
+		synctest.Wait()
+		if got := readFile(t, path); got != "" {
+			t.Errorf("before the first interval ended: got %q, want nothing written yet", got)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if got, want := readFile(t, path), "tick\n"; got != want {
+			t.Fatalf("after one interval: got %q, want %q written by the periodic flush", got, want)
+		}
+
+		fmt.Fprintf(sk, "last\n")
+		cancel()
+		<-done
+		if got, want := readFile(t, path), "tick\nlast\n"; got != want {
+			t.Errorf("after Run returned: got %q, want %q", got, want)
+		}
 	})
-
-	fmt.Fprintf(sk, "last\n")
-	cancel()
-	<-done
-	if got, want := readFile(t, path), "tick\nlast\n"; got != want {
-		t.Errorf("after Run returned: got %q, want %q", got, want)
-	}
 }
 
 func TestSinksClose(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
@@ -24,15 +25,62 @@ func healthTarget(rawURL string) *Target {
 	return newTarget(rawURL, addr, addr)
 }
 
-// healthEventually polls cond until it holds or the deadline passes.
-func healthEventually(t *testing.T, within time.Duration, cond func() bool, what string) {
+// changes wakes the tests that wait for some state to change: every call
+// of changed closes the channel that next handed out before it.
+type changes struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// next returns a channel that the next call of changed closes.
+func (c *changes) next() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
+}
+
+// changed wakes every waiter; call it after the state changed.
+func (c *changes) changed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+}
+
+// await returns once cond holds, checking it again after each change,
+// and fails the test after waitTimeout.
+func (c *changes) await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for {
+		next := c.next() // before the check, so no change goes unseen
+		if cond() {
+			return
 		}
-		time.Sleep(2 * time.Millisecond)
+		select {
+		case <-next:
+		case <-timeout.C:
+			t.Fatalf("%s: not within %s", what, waitTimeout)
+		}
+	}
+}
+
+// awaitGoroutines waits until the process runs at most n goroutines. It is
+// the one poll of these tests: a goroutine that exits signals nothing.
+func awaitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d goroutines after %s, want at most %d", runtime.NumGoroutine(), waitTimeout, n)
+		}
+		time.Sleep(2 * time.Millisecond) // poll interval
 	}
 }
 
@@ -78,10 +126,17 @@ func (s *syncBuffer) String() string {
 }
 
 // hangListener accepts connections and never answers; they are closed at
-// the end of the test. accepted counts them.
+// the end of the test. accepted counts them, and conns signals each.
 type hangListener struct {
 	ln       net.Listener
 	accepted atomic.Int64
+	conns    changes
+}
+
+// awaitAccepted waits until the listener has accepted n connections.
+func (h *hangListener) awaitAccepted(t *testing.T, n int64) {
+	t.Helper()
+	h.conns.await(t, "connections accepted", func() bool { return h.accepted.Load() >= n })
 }
 
 func newHangListener(t *testing.T) *hangListener {
@@ -104,6 +159,7 @@ func newHangListener(t *testing.T) *hangListener {
 			conns = append(conns, c)
 			mu.Unlock()
 			h.accepted.Add(1)
+			h.conns.changed()
 		}
 	})
 	t.Cleanup(func() {
@@ -324,7 +380,7 @@ func TestActiveStopInterruptsProbe(t *testing.T) {
 	}
 	tg := healthTarget(h.url())
 	stop := startActive("orders", cfg, []*Target{tg}, time.Second, nil, nil)
-	healthEventually(t, 5*time.Second, func() bool { return h.accepted.Load() > 0 }, "probe connected")
+	h.awaitAccepted(t, 1) // the probe is in flight
 	start := time.Now()
 	stop()
 	if took := time.Since(start); took > 2*time.Second {
@@ -468,26 +524,69 @@ func TestActiveStopLeavesNoGoroutine(t *testing.T) {
 		UnhealthyThreshold: 1,
 	}
 	var stopped atomic.Bool
-	var changes, late atomic.Int64
+	var flips, late atomic.Int64
+	var flipped changes
 	stop := startActive("orders", cfg, targets, time.Second, nil, func(*Target, bool) {
-		changes.Add(1)
+		flips.Add(1)
 		if stopped.Load() {
 			late.Add(1)
 		}
+		flipped.changed()
 	})
-	healthEventually(t, 5*time.Second, func() bool {
-		return changes.Load() >= 8 && h.accepted.Load() >= 1
-	}, "probes of every target")
+	h.awaitAccepted(t, 1)
+	flipped.await(t, "probes of every target", func() bool { return flips.Load() >= 8 })
 	stop()
 	stopped.Store(true)
 	stop() // idempotent
 
-	healthEventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
-		"goroutines back to the count before start")
-	// stop waited for the checkers, so no probe can run any more; five
-	// intervals of quiet show it.
-	time.Sleep(100 * time.Millisecond)
+	awaitGoroutines(t, before)
+	// stop waited for the checkers; TestActiveNoProbeAfterStop shows on a
+	// fake clock that none runs later.
 	if n := late.Load(); n != 0 {
 		t.Errorf("state changes after stop: got %d, want 0", n)
 	}
+}
+
+// TestActiveNoProbeAfterStop runs a checker on a fake clock: its target is
+// a closed port, so no probe waits on the network, and every probe flips
+// the target. After stop returned, a hundred intervals pass without one.
+func TestActiveNoProbeAfterStop(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawURL := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	synctest.Test(t, func(t *testing.T) {
+		const interval = 20 * time.Millisecond
+		cfg := &config.ActiveHealthCheck{
+			Path:               "/health",
+			Interval:           config.Duration(interval),
+			Timeout:            config.Duration(time.Second),
+			HealthyThreshold:   1,
+			UnhealthyThreshold: 1,
+		}
+		var stopped atomic.Bool
+		var probes, late atomic.Int64
+		stop := startActive("orders", cfg, []*Target{healthTarget(rawURL)}, time.Second, nil, func(tg *Target, _ bool) {
+			probes.Add(1)
+			if stopped.Load() {
+				late.Add(1)
+			}
+			tg.setActiveHealthy(true) // so that the next failing probe flips it again
+		})
+		time.Sleep(10 * interval) // on the bubble's clock: no real wait
+		synctest.Wait()
+		if n := probes.Load(); n < 5 {
+			t.Fatalf("got %d probes in 10 intervals, want at least 5", n)
+		}
+		stop()
+		stopped.Store(true)
+		time.Sleep(100 * interval)
+		synctest.Wait()
+		if n := late.Load(); n != 0 {
+			t.Errorf("probes after stop: got %d, want 0", n)
+		}
+	})
 }

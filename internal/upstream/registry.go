@@ -66,6 +66,7 @@ type Registry struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
+	now     func() time.Time // the idle pools' clock; see SetClock
 	targets map[targetKey]*Target
 	states  map[string]*serviceState
 	live    []*Service // the services of the live snapshot
@@ -79,7 +80,19 @@ func NewRegistry(logger *slog.Logger) *Registry {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{logger: logger, targets: make(map[targetKey]*Target), states: make(map[string]*serviceState)}
+	return &Registry{logger: logger, now: time.Now, targets: make(map[targetKey]*Target), states: make(map[string]*serviceState)}
+}
+
+// SetClock sets the clock by which the idle pools of the targets that
+// later Service calls create tell how long a connection has been idle:
+// for the idle timeout, and for the second after which Target.Get checks
+// an idle connection for a close by the upstream. The default is time.Now,
+// which the gateway keeps; tests move a clock of their own forward to age
+// idle connections without waiting. Call it before the first Service.
+func (r *Registry) SetClock(now func() time.Time) {
+	r.mu.Lock()
+	r.now = now
+	r.mu.Unlock()
 }
 
 // Service returns the runtime service for cfg. cfg has its defaults
@@ -147,6 +160,7 @@ func (r *Registry) Service(cfg config.Service) (*Service, error) {
 		if t == nil {
 			t = newTarget(p.url, p.addr, p.host)
 			t.TLS = p.tls
+			t.now = r.now
 			r.targets[key] = t
 		}
 		t.configure(p.weight, maxIdle, idleTimeout)

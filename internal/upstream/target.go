@@ -48,6 +48,12 @@ type Target struct {
 	breaker atomic.Pointer[Breaker]    // per-target breaker, nil when off
 	tlsConf atomic.Pointer[tls.Config] // per-target clone, for https targets
 
+	// now is the clock of the idle pool: Put stamps a connection with it,
+	// Get measures idle time against peekAfter and the idle timeout with
+	// it. It is time.Now unless Registry.SetClock gave another; set at
+	// creation, never changed.
+	now func() time.Time
+
 	mu          sync.Mutex
 	idle        []*Conn // stack: the most recently used connection is last
 	maxIdle     int
@@ -56,7 +62,7 @@ type Target struct {
 }
 
 func newTarget(rawURL, addr, host string) *Target {
-	return &Target{URL: rawURL, Addr: addr, Host: host}
+	return &Target{URL: rawURL, Addr: addr, Host: host, now: time.Now}
 }
 
 func (t *Target) configure(weight, maxIdle int, idleTimeout time.Duration) {
@@ -184,7 +190,7 @@ func (t *Target) dialTLS(ctx context.Context, timeout time.Duration) (*Conn, err
 // is alive when that times out having consumed only such messages.
 func (t *Target) Get() *Conn {
 	for {
-		now := time.Now()
+		now := t.now()
 		t.mu.Lock()
 		n := len(t.idle)
 		if n == 0 {
@@ -219,7 +225,7 @@ func (t *Target) Get() *Conn {
 // idle connection when it has outlived the idle timeout, so a busy pool
 // does not keep connections the upstream closed long ago.
 func (t *Target) Put(c *Conn) {
-	now := time.Now()
+	now := t.now()
 	c.idleAt = now
 	t.mu.Lock()
 	if t.closed || len(t.idle) >= t.maxIdle {

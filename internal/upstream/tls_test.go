@@ -138,7 +138,8 @@ func tlsTarget(t *testing.T, addr string, c *config.UpstreamTLS) *Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := &Target{URL: "https://" + addr, Addr: addr, Host: addr, TLS: true}
+	tg := newTarget("https://"+addr, addr, addr)
+	tg.TLS = true
 	tg.configure(1, 4, time.Minute)
 	tg.setTLS(cfg)
 	return tg
@@ -430,7 +431,7 @@ func TestTLSIdleConnLiveness(t *testing.T) {
 		peer := e.accept(t)
 		defer peer.Close()
 		// The server's NewSessionTicket reaches the socket unread.
-		waitFor(t, func() bool { return peek(c.raw) == peekData })
+		awaitReadable(t, c.raw, func() bool { return peek(c.raw) == peekData })
 		tg.Put(c)
 		ageIdle(tg)
 		got := tg.Get()
@@ -472,9 +473,9 @@ func TestTLSIdleConnLiveness(t *testing.T) {
 			peer := e.accept(t)
 			defer peer.Close()
 			tt.kill(peer)
-			// The ticket may come alone first: poll until what the server
-			// did reaches the client.
-			waitFor(t, func() bool { return !usable(c) })
+			// The ticket may come alone first: check again each time
+			// more reaches the client, until what the server did has.
+			awaitReadable(t, c.raw, func() bool { return !usable(c) })
 		})
 	}
 
@@ -490,11 +491,11 @@ func TestTLSIdleConnLiveness(t *testing.T) {
 		}
 		_ = e.accept(t).Close()
 		// Wait until the close_notify sits in the socket, behind the ticket.
-		waitFor(t, func() bool { return peek(closed.raw) == peekData })
+		awaitReadable(t, closed.raw, func() bool { return peek(closed.raw) == peekData })
 		tg.Put(alive)
 		tg.Put(closed) // top of the stack
 		ageIdle(tg)
-		waitFor(t, func() bool {
+		awaitReadable(t, closed.raw, func() bool {
 			// Get discards the closed one once its alert has arrived.
 			got := tg.Get()
 			if got == nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -296,7 +297,7 @@ func TestPoolDetectsPeerClose(t *testing.T) {
 	peer := l.accept(t)
 	_ = peer.Close()
 	// Wait until the close reached the client side of the socket.
-	waitFor(t, func() bool { return !peekAlive(closed.Conn) })
+	awaitReadable(t, closed.Conn, func() bool { return !peekAlive(closed.Conn) })
 
 	tg.Put(alive)
 	tg.Put(closed) // top of the stack
@@ -329,7 +330,7 @@ func TestPeekSeesUnexpectedData(t *testing.T) {
 	if _, err := peer.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return !peekAlive(c.Conn) })
+	awaitReadable(t, c.Conn, func() bool { return !peekAlive(c.Conn) })
 	// The peek consumed nothing.
 	if n, err := c.Read(make([]byte, 4)); n != 1 || err != nil {
 		t.Fatalf("got %d, %v after peek, want 1 byte", n, err)
@@ -353,14 +354,36 @@ func TestPickNoTarget(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitTimeout bounds every wait of these tests for an event.
+const waitTimeout = 5 * time.Second
+
+// awaitReadable returns once cond holds. Between checks it blocks until
+// the socket c has something new to read (bytes, or the peer's close), so
+// a test of the non-blocking peek waits on the socket itself instead of
+// polling it. cond may read from c, or change its deadline.
+func awaitReadable(t *testing.T, c net.Conn, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
+		if err := c.SetReadDeadline(deadline); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		// The first call asks to wait for readiness, the second ends the
+		// wait; a readiness left from before only costs another check.
+		waited := false
+		err := raw.Read(func(uintptr) bool {
+			done := waited
+			waited = true
+			return done
+		})
+		_ = c.SetReadDeadline(time.Time{})
+		if err != nil {
+			t.Fatalf("socket: nothing new to read within %s (%s)", waitTimeout, err)
+		}
 	}
 }
 

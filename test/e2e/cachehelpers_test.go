@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,19 +28,23 @@ import (
 //	vary=NAME    Vary: NAME
 //	etag=TAG     ETag: "TAG", and 304 to a request whose If-None-Match has it
 //	status=CODE  the status of a GET
-//	delay=DUR    wait before answering
+//	hold=1       answer only once the test calls release
 //
 // A request header X-Status sets the status of any request (a failing
 // POST).
 type origin struct {
-	n  atomic.Int64
-	up *upstream
+	n       atomic.Int64
+	up      *upstream
+	hold    chan struct{}
+	release func() // lets the held requests answer; idempotent
 }
 
 func newOrigin(t *testing.T) *origin {
 	t.Helper()
-	o := &origin{}
+	o := &origin{hold: make(chan struct{})}
+	o.release = sync.OnceFunc(func() { close(o.hold) })
 	o.up = newUpstream(t, "origin", o.serve)
+	t.Cleanup(o.release) // before the server closes: it waits for its handlers
 	return o
 }
 
@@ -47,8 +52,11 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	n := o.n.Add(1)
 	q := r.URL.Query()
-	if d, err := time.ParseDuration(q.Get("delay")); err == nil {
-		time.Sleep(d) // a slow service: the load the cache takes off it
+	if q.Get("hold") == "1" {
+		select {
+		case <-o.hold:
+		case <-r.Context().Done():
+		}
 	}
 	h := w.Header()
 	switch cc := q.Get("cc"); cc {
@@ -161,4 +169,26 @@ func purge(t *testing.T, g *gw, body string) int {
 		t.Fatalf("POST /cache/purge %s: got %s, want {\"purged\": N}", body, b)
 	}
 	return *out.Purged
+}
+
+// coalesced reads the gateway's portico_cache_coalesced_total for route:
+// the requests that waited for another request fetching the same response.
+func coalesced(t *testing.T, g *gw, route string) int {
+	t.Helper()
+	resp, err := http.Get(g.AdminURL("/metrics"))
+	if err != nil {
+		t.Fatalf("GET /metrics: %s", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	re := regexp.MustCompile(`(?m)^portico_cache_coalesced_total\{route="` + regexp.QuoteMeta(route) + `"\} (\S+)$`)
+	m := re.FindSubmatch(body)
+	if m == nil {
+		return 0 // not counted yet
+	}
+	n, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatalf("portico_cache_coalesced_total: %s", err)
+	}
+	return int(n)
 }

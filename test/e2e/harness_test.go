@@ -470,7 +470,10 @@ func checkProblem(t *testing.T, resp *http.Response, body []byte, status int) ma
 }
 
 // eventually calls f until it returns nil or timeout passes, and fails the
-// test with f's last error.
+// test with f's last error. It is the one poll of these tests, for state
+// inside another process (the gateway runs as its own process, on its own
+// clock) that signals nothing the test could wait on; log lines are waited
+// on with logBuffer.waitFor instead.
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

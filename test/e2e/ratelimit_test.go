@@ -164,7 +164,9 @@ routes:
 	if n := len(up.requests()); n != 3 {
 		t.Errorf("upstream saw %d requests, want 3", n)
 	}
-	// Waiting what Retry-After says is the behaviour under test.
+	// Waiting what Retry-After says is the behaviour under test. The
+	// gateway runs as its own process on its own clock, which no fake
+	// clock in the test can stand in for.
 	time.Sleep(time.Duration(max(retry, 1)) * time.Second)
 	resp, body = get(t, c, g.URL("/api"))
 	if resp.StatusCode != http.StatusOK {

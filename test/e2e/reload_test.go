@@ -48,7 +48,8 @@ func TestReloadOnFileChange(t *testing.T) {
 	})
 }
 
-// applyByFile writes yaml to the config file and waits until check passes.
+// applyByFile writes yaml to the config file, waits for the gateway to log
+// the reload (it does once the new config serves), and checks the result.
 //
 // The gateway logs "portico started" before its file watcher is set up, so
 // a change made right after that line can go unseen (reported as a product
@@ -58,24 +59,21 @@ func TestReloadOnFileChange(t *testing.T) {
 // one another.
 func applyByFile(t *testing.T, g *gw, yaml string, check func() error) {
 	t.Helper()
-	var err error
 	for attempt := 1; attempt <= 5; attempt++ {
+		before := g.logCount("config reloaded")
 		g.writeConfig(yaml)
-		deadline := time.Now().Add(time.Second)
-		for {
-			if err = check(); err == nil {
-				if attempt > 1 {
-					t.Logf("the config change was seen only after %d writes", attempt)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+		if !g.stderr.waitFor(time.Second, g.done, func(string) bool { return g.logCount("config reloaded") > before }) {
+			continue
 		}
+		if attempt > 1 {
+			t.Logf("the config change was seen only after %d writes", attempt)
+		}
+		if err := check(); err != nil {
+			t.Fatalf("after the reload: %s", err)
+		}
+		return
 	}
-	t.Fatalf("config file change not applied after 5 writes: %s", err)
+	t.Fatalf("config file change not applied after 5 writes; stderr:\n%s", tail(g.stderr.String(), 3000))
 }
 
 // TestInvalidReloadKeepsServing checks that a config file with an unknown

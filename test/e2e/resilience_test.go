@@ -73,20 +73,19 @@ func (r *replica) kill() {
 	}
 }
 
-// revive listens on the same port again.
+// revive listens on the same port again. The kernel may hold the port for
+// a moment after the kill and signals nothing when it frees it, so revive
+// asks again until it gets it.
 func (r *replica) revive() {
 	r.t.Helper()
 	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ {
-		if ln, err = net.Listen("tcp", r.addr); err == nil {
-			break
+	eventually(r.t, time.Second, func() error {
+		var err error
+		if ln, err = net.Listen("tcp", r.addr); err != nil {
+			return fmt.Errorf("revive %s on %s: %w", r.name, r.addr, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		r.t.Fatalf("revive %s on %s: %s", r.name, r.addr, err)
-	}
+		return nil
+	})
 	r.serve(ln)
 }
 

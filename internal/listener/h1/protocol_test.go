@@ -246,7 +246,7 @@ func TestHijack(t *testing.T) {
 func TestHijackAfterSlowStart(t *testing.T) {
 	// The background read of a slow request must hand its byte over.
 	release := make(chan struct{})
-	srv, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	reads, addr := startWatched(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-release
 		conn, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -259,29 +259,13 @@ func TestHijackAfterSlowStart(t *testing.T) {
 	}))
 	c := dial(t, addr)
 	c.send(get("/"))
-	waitFor(t, "the background read", func() bool { return watched(srv, func(c *conn) bool { return c.bgReading }) })
+	await(t, "the background read", reads.started)
 	c.send("x-line\n")
-	waitFor(t, "the byte read", func() bool { return watched(srv, func(c *conn) bool { return c.cr.hasByte }) })
+	await(t, "the byte read", reads.got)
 	close(release)
 	if line, _ := c.br.ReadString('\n'); line != "got x-line\n" {
 		t.Fatalf("got %q, want %q", line, "got x-line\n")
 	}
-}
-
-// watched reports whether cond holds for some connection of s, checked
-// under the connection's lock.
-func watched(s *Server, cond func(*conn) bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.conns {
-		c.mu.Lock()
-		ok := cond(c)
-		c.mu.Unlock()
-		if ok {
-			return true
-		}
-	}
-	return false
 }
 
 func TestPanics(t *testing.T) {
@@ -333,7 +317,7 @@ func TestSlowRequestWithPipelinedNext(t *testing.T) {
 	// the byte the background read takes must reach the next request,
 	// and the slow request must not be canceled.
 	release := make(chan struct{})
-	srv, addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	reads, addr := startWatched(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			<-release
 			if err := r.Context().Err(); err != nil {
@@ -345,9 +329,9 @@ func TestSlowRequestWithPipelinedNext(t *testing.T) {
 	}))
 	c := dial(t, addr)
 	c.send(get("/slow"))
-	waitFor(t, "the background read", func() bool { return watched(srv, func(c *conn) bool { return c.bgReading }) })
+	await(t, "the background read", reads.started)
 	c.send(get("/next"))
-	waitFor(t, "the byte read", func() bool { return watched(srv, func(c *conn) bool { return c.cr.hasByte }) })
+	await(t, "the byte read", reads.got)
 	close(release)
 	for _, want := range []string{"/slow", "/next"} {
 		if res := c.read("GET"); res.body != want {

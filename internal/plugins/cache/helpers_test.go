@@ -203,16 +203,46 @@ func (g *gw) get(t *testing.T, path string, kv ...string) result {
 	return g.do(t, http.MethodGet, path, kv...)
 }
 
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitTimeout bounds every wait of these tests.
+const waitTimeout = 10 * time.Second
+
+// pollUntil checks cond until it holds, and fails the test after
+// waitTimeout. It is the one poll of these tests, for requests that join
+// a fill in flight: joining changes only a counter, which signals nothing.
+func pollUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // poll interval
 	}
+}
+
+// await waits for a value on ch, and fails the test after waitTimeout.
+func await[T any](t *testing.T, what string, ch <-chan T) {
+	t.Helper()
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	select {
+	case <-ch:
+	case <-timeout.C:
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// awaitRefreshes waits until the background refreshes in flight in g have
+// ended (stored what they fetched, or given up).
+func awaitRefreshes(t *testing.T, g *gw) {
+	t.Helper()
+	bg := g.shared.Get(sharedBackground, func() any { return newBackground() }).(*background)
+	done := make(chan struct{})
+	go func() {
+		bg.wg.Wait()
+		close(done)
+	}()
+	await(t, "the background refreshes to end", done)
 }
 
 func wantHits(t *testing.T, o *origin, want int64) {

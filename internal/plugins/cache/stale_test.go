@@ -64,7 +64,9 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	g := startGateway(t, o, "", gwOptions{})
 	g.get(t, "/swr")
 	release := make(chan struct{})
+	refreshing := make(chan struct{}, 2)
 	o.set(func(w http.ResponseWriter, r *http.Request) {
+		refreshing <- struct{}{}
 		<-release
 		w.Header().Set("Cache-Control", "max-age=60")
 		_, _ = w.Write([]byte("v2"))
@@ -79,10 +81,13 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		wantStatus(t, r, "portico; hit; ttl=-")
 		wantStatus(t, r, "detail=stale-while-revalidate")
 	}
-	waitFor(t, "the background refresh to reach the upstream", func() bool { return o.hits.Load() == 2 })
+	await(t, "the background refresh to reach the upstream", refreshing)
 	close(release)
-	waitFor(t, "the refreshed response", func() bool { return g.get(t, "/swr").body == "v2" })
+	awaitRefreshes(t, g)
 	r := g.get(t, "/swr")
+	if r.body != "v2" {
+		t.Fatalf("after the refresh: got %q, want the refreshed v2", r.body)
+	}
 	wantStatus(t, r, "portico; hit; ttl=")
 	if strings.Contains(r.cacheStatus(), "ttl=-") {
 		t.Errorf("got %q, want a fresh hit", r.cacheStatus())
@@ -108,7 +113,7 @@ func TestCoalescing(t *testing.T) {
 			results <- g.get(t, "/hot")
 		}()
 	}
-	waitFor(t, "99 requests to wait for the first", func() bool {
+	pollUntil(t, "99 requests to wait for the first", func() bool {
 		return metricValue(t, g, "portico_cache_coalesced_total", "r", "") == n-1
 	})
 	close(release)
@@ -149,7 +154,7 @@ func TestCoalescingNotStorable(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "4 waiters", func() bool { return metricValue(t, g, "portico_cache_coalesced_total", "r", "") == 4 })
+	pollUntil(t, "4 waiters", func() bool { return metricValue(t, g, "portico_cache_coalesced_total", "r", "") == 4 })
 	close(release)
 	wg.Wait()
 	wantHits(t, o, 5)

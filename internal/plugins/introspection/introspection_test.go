@@ -487,10 +487,7 @@ func TestConcurrentMissesMakeOneCall(t *testing.T) {
 		})
 	}
 	// Hold the one call until every request is waiting on it.
-	deadline := time.Now().Add(10 * time.Second)
-	for waiters(s.env, s.idp) < n-1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	awaitWaiters(s.env, s.idp, n-1)
 	if got := waiters(s.env, s.idp); got != n-1 {
 		close(release)
 		t.Fatalf("got %d requests waiting on the call in flight, want %d", got, n-1)
@@ -505,6 +502,16 @@ func TestConcurrentMissesMakeOneCall(t *testing.T) {
 	}
 	if got := s.idp.calls.Load(); got != 1 {
 		t.Errorf("got %d introspection calls, want 1", got)
+	}
+}
+
+// awaitWaiters returns once n requests wait on a call in flight for the
+// idp's store, or after 10 s. It is the one poll of these tests: a request
+// that joins a call signals nothing but the count under the store's lock.
+func awaitWaiters(env *pipeline.BuildEnv, p *idp, n int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for waiters(env, p) < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // poll interval
 	}
 }
 

@@ -306,15 +306,3 @@ func (g *gateway) send(t testing.TB, req *http.Request) result {
 	b, _ := io.ReadAll(resp.Body)
 	return result{resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(b), resp.Header.Get("Retry-After")}
 }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
