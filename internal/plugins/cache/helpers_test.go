@@ -236,7 +236,7 @@ func await[T any](t *testing.T, what string, ch <-chan T) {
 // ended (stored what they fetched, or given up).
 func awaitRefreshes(t *testing.T, g *gw) {
 	t.Helper()
-	bg := g.shared.Get(sharedBackground, func() any { return newBackground() }).(*background)
+	bg := pipeline.Get(g.shared, sharedBackground, newBackground)
 	done := make(chan struct{})
 	go func() {
 		bg.wg.Wait()
