@@ -42,6 +42,7 @@ bench-cache: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./internal/router
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./internal/config
+	$(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime 30s ./internal/listener/h1
 
 clean:
 	rm -rf bin bench-go.txt

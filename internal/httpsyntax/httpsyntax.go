@@ -23,8 +23,8 @@ var tokenByte = func() (t [256]bool) {
 func IsTokenByte(c byte) bool { return tokenByte[c] }
 
 // IsToken reports whether s is a non-empty token.
-func IsToken(s string) bool {
-	if s == "" {
+func IsToken[T string | []byte](s T) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"errors"
 	"net"
 	"sync"
 )
@@ -58,6 +59,15 @@ type limitedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+}
+
+// CloseWrite half-closes the connection when it can (TCP), so that an
+// answer followed by a close reaches the client at once.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 func (c *limitedConn) Close() error {

@@ -3,38 +3,7 @@ package h1
 import (
 	"net/http"
 	"strings"
-
-	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
-
-// checkRequest applies the checks net/http's server adds after parsing:
-// HTTP/1.x only, exactly one valid Host for HTTP/1.1, and header names and
-// values free of forbidden bytes. It returns the status and reason to
-// refuse the request with, or 0.
-func checkRequest(req *http.Request) (int, string) {
-	if req.ProtoMajor != 1 {
-		return http.StatusHTTPVersionNotSupported, "unsupported protocol version"
-	}
-	// http.ReadRequest has removed the Host header and refused several;
-	// req.Host is the authority from the request target or that header.
-	if req.ProtoAtLeast(1, 1) && req.Host == "" && req.Method != http.MethodConnect {
-		return http.StatusBadRequest, "missing required Host header"
-	}
-	if !validHost(req.Host) {
-		return http.StatusBadRequest, "malformed Host header"
-	}
-	for k, vv := range req.Header {
-		if !httpsyntax.IsToken(k) {
-			return http.StatusBadRequest, "invalid header name"
-		}
-		for _, v := range vv {
-			if !httpsyntax.IsFieldValue(v) {
-				return http.StatusBadRequest, "invalid header value"
-			}
-		}
-	}
-	return 0, ""
-}
 
 // hostByte marks the bytes accepted in a Host header: those of a
 // uri-host and port, leniently (as net/http accepts).

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,10 +139,7 @@ func (c *conn) serve() {
 			return
 		}
 		if c.linger {
-			if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
-			}
-			time.Sleep(rstAvoidanceDelay)
+			c.closeWriteAndWait()
 		}
 		_ = c.rwc.Close()
 		s.trackConn(c, false)
@@ -199,24 +195,26 @@ func (c *conn) serve() {
 // serveOne reads, checks and answers one request whose head began at
 // start; it reports whether the connection may carry another.
 func (c *conn) serveOne(start time.Time) bool {
-	req, err := http.ReadRequest(c.bufr)
+	lineDone := false
+	req, err := readRequest(c.bufr, &lineDone)
 	hitLimit := c.cr.hitLimit
 	c.cr.unlimit()
 	if err != nil {
+		var re *requestError
 		switch {
+		case hitLimit && !lineDone:
+			c.writeError(http.StatusRequestURITooLong, "")
+			c.linger = true // the client may still be sending its head
 		case hitLimit:
 			c.writeError(http.StatusRequestHeaderFieldsTooLarge, "")
-			c.linger = true // the client may still be sending its head
+			c.linger = true
+		case errors.As(err, &re):
+			c.writeError(re.status, re.reason)
+			c.linger = true // unread bytes may follow: let the answer arrive first
 		case isCommonNetReadError(err):
-		case strings.Contains(err.Error(), "unsupported transfer encoding"):
-			c.writeError(http.StatusNotImplemented, "unsupported transfer encoding")
 		default:
 			c.writeError(http.StatusBadRequest, "")
 		}
-		return false
-	}
-	if code, why := checkRequest(req); code != 0 {
-		c.writeError(code, why)
 		return false
 	}
 
@@ -290,6 +288,25 @@ func (c *conn) serveOne(start time.Time) bool {
 		c.linger = true
 	}
 	return flushErr == nil && !w.closeAfter && !broken
+}
+
+// closeWriteAndWait half-closes the connection, so the client reads the
+// answer and then end of stream at once, and reads (discarding) until the
+// client closes its side or rstAvoidanceDelay passes: a close with unread
+// bytes pending would reset the connection and could destroy the answer
+// before the client read it.
+func (c *conn) closeWriteAndWait() {
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.rwc.SetReadDeadline(time.Now().Add(rstAvoidanceDelay))
+	var buf [512]byte
+	for {
+		if _, err := c.rwc.Read(buf[:]); err != nil {
+			return
+		}
+	}
 }
 
 // runHandler calls the handler; a panic aborts the connection (logged
