@@ -18,9 +18,9 @@ import (
 type chunkedBody struct {
 	br      *bufio.Reader
 	trailer http.Header
-	left int64 // bytes of the current chunk not yet read
-	done bool
-	err  error
+	left    int64 // bytes of the current chunk not yet read
+	done    bool
+	err     error
 }
 
 // errMalformedChunk is a chunked body the server cannot frame.
