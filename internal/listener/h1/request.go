@@ -199,9 +199,10 @@ func setURL(req *http.Request) error {
 
 // readFields reads the header section into req.Header.
 func readFields(br *bufio.Reader, req *http.Request) error {
-	h := make(http.Header, 8)
+	n := upcomingFields(br)
+	h := make(http.Header, n)
 	req.Header = h
-	var slab []string // backing for one-value slices, as textproto does
+	slab := make([]string, n) // backing for one-value slices, as textproto does
 	for {
 		line, err := readLine(br, true)
 		if err != nil {
@@ -219,12 +220,28 @@ func readFields(br *bufio.Reader, req *http.Request) error {
 			continue
 		}
 		if len(slab) == 0 {
-			slab = make([]string, 16)
+			slab = make([]string, 8)
 		}
 		slab[0] = value
 		h[key] = slab[:1:1]
 		slab = slab[1:]
 	}
+}
+
+// upcomingFields estimates the number of field lines of the head from
+// what br has buffered (to size the header map and its values at once).
+func upcomingFields(br *bufio.Reader) int {
+	buf, _ := br.Peek(br.Buffered())
+	n := 0
+	for len(buf) > 0 {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 || i <= 1 {
+			break
+		}
+		n++
+		buf = buf[i+1:]
+	}
+	return max(n, 1)
 }
 
 // parseField splits a field line into its canonical name and its value
