@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/problem"
+	"golang.org/x/net/http2"
 )
 
 // Connection states, as net/http's ConnState, for Shutdown.
@@ -98,6 +100,8 @@ type conn struct {
 	body      *body // current request's body, nil when it has none
 	hijacked  bool
 	linger    bool // close gracefully: the request body was left unread
+
+	tlsState *tls.ConnectionState // set for TLS connections after the handshake
 }
 
 func newConn(s *Server, rwc net.Conn) *conn {
@@ -151,6 +155,15 @@ func (c *conn) serve() {
 	if d := s.ReadHeaderTimeout; d > 0 {
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			return
+		}
+		if c.tlsState.NegotiatedProtocol == http2.NextProtoTLS && s.h2 != nil {
+			c.serveH2(tc)
+			return
+		}
+	}
 	var now time.Time
 	for first := true; ; first = false {
 		c.cr.limit(s.maxHeaderBytes() + 4096)
@@ -179,7 +192,13 @@ func (c *conn) serve() {
 				_ = c.rwc.SetReadDeadline(time.Time{})
 			}
 		} else {
-			if _, err := c.bufr.Peek(1); err != nil {
+			b, err := c.bufr.Peek(1)
+			if err != nil {
+				return
+			}
+			if b[0] == 'P' && s.H2C && s.h2 != nil && c.tlsState == nil && isPreface(c.bufr) {
+				c.cr.unlimit()
+				c.serveH2(&prefacedConn{Conn: c.rwc, r: c.bufr})
 				return
 			}
 			now = time.Now()
@@ -221,6 +240,7 @@ func (c *conn) serveOne(start time.Time) bool {
 	ctx, cancel := context.WithCancel(c.baseCtx)
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.remoteAddr
+	req.TLS = c.tlsState
 
 	w := &c.res
 	w.reset(req)
@@ -288,6 +308,30 @@ func (c *conn) serveOne(start time.Time) bool {
 		c.linger = true
 	}
 	return flushErr == nil && !w.closeAfter && !broken
+}
+
+// handshake completes the TLS handshake within the header deadline and
+// keeps the connection's state for its requests.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	ctx, cancel := context.WithCancel(c.baseCtx)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if c.srv.ErrorLog != nil && !isCommonNetReadError(err) {
+			c.srv.logf("h1: TLS handshake error from %s: %v", c.remoteAddr, err)
+		}
+		return false
+	}
+	st := tc.ConnectionState()
+	c.tlsState = &st
+	return true
+}
+
+// serveH2 serves the connection as HTTP/2 until it ends; it counts as
+// active all along, so Shutdown waits for its streams (after GOAWAY).
+func (c *conn) serveH2(nc net.Conn) {
+	c.setState(stateActive)
+	_ = c.rwc.SetDeadline(time.Time{})
+	c.srv.h2.serve(c.baseCtx, nc)
 }
 
 // closeWriteAndWait half-closes the connection, so the client reads the

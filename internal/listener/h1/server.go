@@ -1,5 +1,7 @@
-// Package h1 is an HTTP/1.1 server for plain-TCP listeners, a drop-in for
-// the way the gateway uses http.Server on its public listener.
+// Package h1 is the gateway's HTTP server: HTTP/1.1 on plain and TLS
+// listeners, and HTTP/2 handed to golang.org/x/net/http2 (over TLS by
+// ALPN, and as h2c with prior knowledge), a drop-in for the way the gateway
+// used http.Server on its public listeners.
 //
 // It parses requests with the standard library (http.ReadRequest) and adds
 // the checks net/http's server makes after parsing, so the accepted
@@ -9,12 +11,14 @@
 // upstream call still cancels it), buffers are reused per connection, and
 // the response head is written without sorting or intermediate maps.
 //
-// TLS and h2c stay on net/http: For hands such configurations back to the
-// standard server.
+// Requests are read by a strict RFC 9112 reader (request.go), not by the
+// standard library's, so that no HTTP/1.1 request on any listener is
+// framed leniently.
 package h1
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log"
 	"net"
@@ -23,6 +27,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // useStd is the diagnostic switch for A/B comparisons: with
@@ -30,7 +36,7 @@ import (
 // a server that delegates to net/http. Read once.
 var useStd = sync.OnceValue(func() bool { return os.Getenv("PORTICO_HTTP_SERVER") == "std" })
 
-// Server serves HTTP/1.x on plain listeners. Its fields mirror the
+// Server serves HTTP/1.x, and HTTP/2 where enabled. Its fields mirror the
 // http.Server fields of the same names; set them before Serve.
 type Server struct {
 	// Handler serves every request.
@@ -48,8 +54,15 @@ type Server struct {
 	// ErrorLog receives handler panics and accept errors; nil means the
 	// log package's standard logger.
 	ErrorLog *log.Logger
+	// TLSConfig is the TLS configuration for ServeTLS. HTTP/2 is offered
+	// by ALPN ("h2", then "http/1.1").
+	TLSConfig *tls.Config
+	// H2C serves cleartext HTTP/2 to clients that start a connection with
+	// the HTTP/2 preface (prior knowledge); HTTP/1.1 keeps working.
+	H2C bool
 
 	std *http.Server // when set, every call is delegated to it
+	h2  *h2          // made by Serve
 
 	inShutdown atomic.Bool
 	mu         sync.Mutex
@@ -63,8 +76,7 @@ type Server struct {
 // error log, or, when std serves TLS or h2c or the PORTICO_HTTP_SERVER=std
 // diagnostic is set, a Server that delegates every call to std.
 func For(std *http.Server) *Server {
-	h2c := std.Protocols != nil && std.Protocols.UnencryptedHTTP2()
-	if std.TLSConfig != nil || h2c || useStd() {
+	if useStd() {
 		return &Server{std: std}
 	}
 	return &Server{
@@ -73,6 +85,8 @@ func For(std *http.Server) *Server {
 		IdleTimeout:       std.IdleTimeout,
 		MaxHeaderBytes:    std.MaxHeaderBytes,
 		ErrorLog:          std.ErrorLog,
+		TLSConfig:         std.TLSConfig,
+		H2C:               std.Protocols != nil && std.Protocols.UnencryptedHTTP2(),
 	}
 }
 
@@ -86,6 +100,11 @@ func (s *Server) Serve(l net.Listener) error {
 		return http.ErrServerClosed
 	}
 	defer s.trackListener(l, false)
+	s.mu.Lock()
+	if s.h2 == nil && (s.TLSConfig != nil || s.H2C) {
+		s.h2 = newH2(s)
+	}
+	s.mu.Unlock()
 	var delay time.Duration
 	for {
 		rw, err := l.Accept()
@@ -113,13 +132,18 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-// ServeTLS delegates to the standard server For was given; an h1 Server
-// serves plain listeners only.
+// ServeTLS serves TLS connections accepted on l with TLSConfig (the file
+// names are for the standard server only and must be empty otherwise).
 func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
-	if s.std == nil {
-		return errors.New("h1: ServeTLS needs the standard server")
+	if s.std != nil {
+		return s.std.ServeTLS(l, certFile, keyFile)
 	}
-	return s.std.ServeTLS(l, certFile, keyFile)
+	if s.TLSConfig == nil || certFile != "" || keyFile != "" {
+		return errors.New("h1: ServeTLS needs TLSConfig and no certificate files")
+	}
+	cfg := s.TLSConfig.Clone()
+	cfg.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	return s.Serve(tls.NewListener(l, cfg))
 }
 
 // shutdownPollMax bounds the interval at which Shutdown looks for idle
@@ -136,7 +160,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.inShutdown.Store(true)
 	s.mu.Lock()
 	err := s.closeListenersLocked()
+	h2 := s.h2
 	s.mu.Unlock()
+	if h2 != nil {
+		h2.shutdown()
+	}
 	interval := time.Millisecond
 	t := time.NewTimer(interval)
 	defer t.Stop()
