@@ -4,7 +4,10 @@
 // Flow per request: take the token from the configured header (default
 // "Authorization: Bearer <token>"), cookie or query parameter; refuse
 // tokens over 8 KiB unparsed; check that the header's alg is in the
-// allow-list; pick the verification keys that match the alg's family (the
+// allow-list; refuse a header with crit (Portico implements no JWS
+// extension, RFC 7515 §4.1.11) or with a typ the route does not accept
+// (the types setting, RFC 8725 §3.11), before any key is looked up; pick
+// the verification keys that match the alg's family (the
 // consumer credential selected by key_claim, the static secret or public
 // key, and the JWKS / OIDC key sets by kid); verify the signature; check
 // exp (required by default), nbf and iat with leeway, max_age, iss and aud;
@@ -113,6 +116,7 @@ type verifier struct {
 	consumers map[string]consumerKey
 	keyClaim  string
 	remotes   []*remoteKeys
+	types     typeRule
 	issuers   []string
 	audiences []string
 	required  []requirement
@@ -215,6 +219,9 @@ func newVerifier(spec *Spec, env *pipeline.BuildEnv, now func() time.Time) (*ver
 		}))
 	}
 	var err error
+	if v.types, err = compileTypes(spec.Types); err != nil {
+		return nil, err
+	}
 	if v.issuers, err = stringOrList(&spec.Issuer, config.Path{}); err != nil {
 		return nil, errors.New("issuer: must be a string or a list of strings")
 	}
@@ -285,6 +292,9 @@ func (v *verifier) authenticate(r *http.Request, ex *pipeline.Exchange) {
 	var matchedKey string
 	ctx := r.Context()
 	tok, err := v.parser.Parse(raw, func(t *jwtlib.Token) (any, error) {
+		if err := v.checkHeader(t.Header); err != nil {
+			return nil, err
+		}
 		return v.keyFor(ctx, t, &match, &matchedKey)
 	})
 	if err != nil {
@@ -337,6 +347,16 @@ func (v *verifier) authenticate(r *http.Request, ex *pipeline.Exchange) {
 func (v *verifier) invalid(ex *pipeline.Exchange, reason string) {
 	ex.AuthFailed(pipeline.AuthFailure{Status: http.StatusUnauthorized,
 		Challenge: challengeInvalid + reason + `"`, Detail: "invalid bearer token: " + reason, Presented: true})
+}
+
+// checkHeader applies the header rules every verification path shares:
+// crit first (a token naming an extension it needs understood is invalid
+// whatever else it says), then typ. The parser has checked alg already.
+func (v *verifier) checkHeader(h map[string]any) error {
+	if err := checkCrit(h); err != nil {
+		return err
+	}
+	return v.types.check(h)
 }
 
 // keyFor returns the keys that may verify t: only keys of the family of
@@ -404,6 +424,12 @@ func (v *verifier) describe(t *jwtlib.Token, err error) string {
 		return "malformed token"
 	case t != nil && (t.Method == nil || !v.algs[t.Method.Alg()]):
 		return "algorithm not allowed"
+	case errors.Is(err, errCritMalformed):
+		return "malformed crit header"
+	case errors.Is(err, errCritUnsupported):
+		return "unsupported critical header parameter"
+	case errors.Is(err, errWrongType):
+		return "wrong token type"
 	case errors.Is(err, errNoKey):
 		return "unknown signing key"
 	case errors.Is(err, jwtlib.ErrTokenSignatureInvalid):

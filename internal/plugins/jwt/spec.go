@@ -59,6 +59,15 @@ type Spec struct {
 	MaxAge config.Duration `yaml:"max_age"`
 	// RequireExp refuses tokens without exp. Default true.
 	RequireExp bool `yaml:"require_exp"`
+	// Types lists the accepted values of the token header's typ (explicit
+	// typing, RFC 8725 §3.11), like [at+jwt, JWT]: each a media type,
+	// compared case-insensitively with the "application/" prefix optional
+	// (RFC 7515 §4.1.9), so at+jwt also accepts application/at+jwt. A
+	// token with another typ, or with none, is refused. Default (unset):
+	// tokens without typ, or with typ JWT or at+jwt; other types, such as
+	// secevent+jwt or logout+jwt, are refused. An empty list is an error;
+	// there is no wildcard.
+	Types []string `yaml:"types"`
 
 	// Header carries the token. Default "Authorization", where the value is
 	// "Bearer <token>" (scheme case-insensitive); another header may hold
@@ -181,6 +190,9 @@ func (s *Spec) Validate(p config.Path) error {
 	if s.audiences, err = stringOrList(&s.Audience, p.Key("audience")); err != nil {
 		add(err)
 	}
+	if s.Types != nil {
+		validateTypes(s.Types, p.Key("types"), add)
+	}
 	if s.Leeway.D() > 5*time.Minute {
 		add(p.Key("leeway").Errorf("must be at most 5m"))
 	}
@@ -214,6 +226,28 @@ func (s *Spec) Validate(p config.Path) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateTypes checks the types setting: a non-empty list of media types,
+// none listed twice (in any spelling).
+func validateTypes(types []string, p config.Path, add func(error)) {
+	if len(types) == 0 {
+		add(p.Errorf("must list at least one type, like [at+jwt]; leave types out for the default"))
+		return
+	}
+	first := make(map[string]int, len(types))
+	for i, t := range types {
+		k, problem := typeKey(t)
+		if problem != "" {
+			add(p.At(i).Errorf("%s", problem))
+			continue
+		}
+		if j, dup := first[k]; dup {
+			add(p.At(i).Errorf("repeats types[%d] (case and the application/ prefix do not matter)", j))
+			continue
+		}
+		first[k] = i
+	}
 }
 
 // stringOrList decodes a node holding one string or a list of strings.
