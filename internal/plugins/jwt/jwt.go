@@ -48,6 +48,7 @@ import (
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/pipeline"
+	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // Registration declares the jwt pipeline.
@@ -271,9 +272,41 @@ func (v *verifier) middleware(next http.Handler) http.Handler {
 			ex = &pipeline.Exchange{}
 			r = r.WithContext(pipeline.NewContext(r.Context(), ex))
 		}
+		if v.tokens(r) > 1 {
+			// Two tokens: whichever were checked, the other would go
+			// upstream unverified beside it.
+			problem.Write(w, r, http.StatusBadRequest, "", "the request carries more than one token; send exactly one")
+			return
+		}
 		v.authenticate(r, ex)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tokens counts the tokens r carries where the plugin looks: lines of its
+// header (Bearer ones for Authorization), cookies of its name, or query
+// parameters of its name.
+func (v *verifier) tokens(r *http.Request) int {
+	switch v.src {
+	case fromCookie:
+		return len(r.CookiesNamed(v.name))
+	case fromQuery:
+		if r.URL.RawQuery == "" {
+			return 0
+		}
+		return len(r.URL.Query()[v.name])
+	}
+	vals := r.Header[v.name]
+	if !v.bearer {
+		return len(vals)
+	}
+	n := 0
+	for _, h := range vals {
+		if h = strings.TrimSpace(h); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			n++
+		}
+	}
+	return n
 }
 
 // authenticate checks the request's token and records the outcome.

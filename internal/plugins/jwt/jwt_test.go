@@ -445,3 +445,36 @@ func TestRegistrationBuildsInAChain(t *testing.T) {
 		t.Errorf("got passed=%d subject=%q, want 1 and user-1 on the request's exchange", ex.Auth.Passed, ex.Subject)
 	}
 }
+
+// TestMoreThanOneTokenRefused: two tokens where the plugin looks (two
+// lines of its header, its cookie twice, its query parameter twice) get
+// 400 and never reach the upstream, even when one of them is valid.
+func TestMoreThanOneTokenRefused(t *testing.T) {
+	k := tk(t)
+	good := sign(t, "HS256", k.hmac, claimsAt(time.Now(), nil), "")
+	base := "algorithms: [HS256]\nissuer: https://idp.test\naudience: [orders]\nsecret: " + string(k.hmac) + "\n"
+	tests := []struct {
+		name, spec string
+		mutate     func(r *http.Request)
+	}{
+		{"custom header twice", "header: X-Token\n", func(r *http.Request) { r.Header["X-Token"] = []string{good, "forged"} }},
+		{"Bearer twice", "", func(r *http.Request) { r.Header["Authorization"] = []string{"Bearer " + good, "Bearer x"} }},
+		{"cookie twice", "cookie: jwt\n", func(r *http.Request) { r.Header.Set("Cookie", "jwt="+good+"; a=1; jwt=forged") }},
+		{"query twice", "query: token\n", func(r *http.Request) { r.URL.RawQuery = "token=" + good + "&token=forged" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := newGateway(t, decodeSpec(t, base+tt.spec), nil, time.Now)
+			req, _ := http.NewRequest("GET", g.url+"/api", nil)
+			tt.mutate(req)
+			res := g.send(t, req)
+			if res.status != http.StatusBadRequest || !strings.Contains(res.body, "more than one token") {
+				t.Errorf("got %d %s, want 400 naming more than one token", res.status, res.body)
+			}
+			if n := g.up.hits.Load(); n != 0 {
+				t.Errorf("got %d requests upstream, want none", n)
+			}
+		})
+	}
+}
