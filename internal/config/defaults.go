@@ -16,6 +16,13 @@ const (
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
 	// DefaultIdleTimeout closes idle keep-alive client connections.
 	DefaultIdleTimeout = Duration(75 * time.Second)
+	// DefaultReadBodyTimeout bounds the wait for request body bytes.
+	DefaultReadBodyTimeout = Duration(30 * time.Second)
+	// DefaultMinBodyRate is the lowest average request body rate, bytes
+	// a second.
+	DefaultMinBodyRate = ByteSize(500)
+	// DefaultWriteTimeout bounds the wait for a client to read.
+	DefaultWriteTimeout = Duration(60 * time.Second)
 	// DefaultMaxHeaderBytes bounds the request line plus headers.
 	DefaultMaxHeaderBytes = ByteSize(32 << 10)
 	// DefaultMaxConnections bounds concurrent client connections.
@@ -63,6 +70,11 @@ func (c *Config) ApplyDefaults() {
 	s := &c.Server
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.ReadBodyTimeout, DefaultReadBodyTimeout)
+	if _, written := c.pos["server.min_body_rate"]; !written {
+		setDefault(&s.MinBodyRate, DefaultMinBodyRate) // a written 0 turns the check off
+	}
+	setDefault(&s.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&s.MaxConnections, DefaultMaxConnections)
 	setDefault(&s.DrainTimeout, DefaultDrainTimeout)

@@ -23,6 +23,9 @@ func TestApplyDefaults(t *testing.T) {
 		Server: Server{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(75 * time.Second),
+			ReadBodyTimeout:   Duration(30 * time.Second),
+			MinBodyRate:       500,
+			WriteTimeout:      Duration(60 * time.Second),
 			MaxHeaderBytes:    32 << 10,
 			MaxConnections:    10000,
 			DrainTimeout:      Duration(30 * time.Second),
@@ -61,5 +64,33 @@ func TestApplyDefaultsKeepsSetValues(t *testing.T) {
 	if c.Listen != ":1" || c.Admin.Listen != "off" || c.Server.MaxConnections != 7 || c.Server.HealthPath != "off" ||
 		c.Server.ReadyPath != "/r" || s.Timeouts.Connect != 1 || s.Timeouts.Total != 2 || s.MaxIdleConns != 3 || c.TLS != nil {
 		t.Errorf("got %+v, want set values kept", c)
+	}
+}
+
+// TestServerSettingsReloadOrRestart: every server setting is either one a
+// reload applies or one RestartOnlyDiffers reports, so a new field cannot
+// be silently half-applied by a reload.
+func TestServerSettingsReloadOrRestart(t *testing.T) {
+	reloadable := map[string]bool{"ProxyHeaders": true, "UnderscoresInHeaders": true,
+		"ReadBodyTimeout": true, "MinBodyRate": true}
+	var base Server
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		changed := base
+		v := reflect.ValueOf(&changed).Elem().Field(i)
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString("x")
+		case reflect.Int, reflect.Int64:
+			v.SetInt(7)
+		case reflect.Slice:
+			v.Set(reflect.ValueOf([]string{"X-A"}))
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", f.Name, v.Kind())
+		}
+		if got := base.RestartOnlyDiffers(&changed); got == reloadable[f.Name] {
+			t.Errorf("server.%s: RestartOnlyDiffers %v, want %v (reloadable %v)", f.Name, got, !reloadable[f.Name], reloadable[f.Name])
+		}
 	}
 }

@@ -104,6 +104,19 @@ type Server struct {
 	// IdleTimeout closes keep-alive client connections idle this long.
 	// Default 75s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ReadBodyTimeout is the longest wait for the next bytes of a request
+	// body; a body that stalls longer ends with 408. Default 30s
+	// (NGINX's client_body_timeout is 60s). Reloadable.
+	ReadBodyTimeout Duration `yaml:"read_body_timeout"`
+	// MinBodyRate is the lowest average rate, in bytes per second, at
+	// which a request body may arrive once it has been arriving for
+	// ReadBodyTimeout; a slower body ends with 408. Default 500 (as
+	// Apache's mod_reqtimeout); 0 turns the check off. Reloadable.
+	MinBodyRate ByteSize `yaml:"min_body_rate"`
+	// WriteTimeout is the longest wait for a client to take more response
+	// bytes; the connection closes after it. Default 60s (NGINX's
+	// send_timeout).
+	WriteTimeout Duration `yaml:"write_timeout"`
 	// MaxHeaderBytes bounds the request line plus headers; larger requests
 	// get 431. Default 32KiB.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/portico-gateway/portico/internal/httpsyntax"
@@ -105,6 +106,15 @@ func (v *validator) server() {
 	if s.MaxConnections < 1 {
 		v.errf(p.Key("max_connections"), "must be at least 1")
 	}
+	if d := s.ReadBodyTimeout.D(); d < 100*time.Millisecond || d > time.Hour {
+		v.errf(p.Key("read_body_timeout"), "must be between 100ms and 1h")
+	}
+	if d := s.WriteTimeout.D(); d < 100*time.Millisecond || d > time.Hour {
+		v.errf(p.Key("write_timeout"), "must be between 100ms and 1h")
+	}
+	if s.MinBodyRate < 0 || s.MinBodyRate > 1<<30 {
+		v.errf(p.Key("min_body_rate"), "must be between 0 (off) and 1GiB a second")
+	}
 	hp, rp := p.Key("health_path"), p.Key("ready_path")
 	okH, okR := v.probePath(hp, s.HealthPath), v.probePath(rp, s.ReadyPath)
 	if okH && okR && s.HealthPath == s.ReadyPath && s.HealthPath != "off" {
@@ -123,10 +133,11 @@ func (v *validator) server() {
 }
 
 // RestartOnlyDiffers reports whether the settings that need a restart
-// differ between s and o: every server setting but the reloadable header
-// rules.
+// differ between s and o: every server setting but the reloadable ones
+// (the header rules and the request body limits, which the edge of each
+// snapshot applies).
 func (s *Server) RestartOnlyDiffers(o *Server) bool {
-	return s.ReadHeaderTimeout != o.ReadHeaderTimeout || s.IdleTimeout != o.IdleTimeout ||
+	return s.ReadHeaderTimeout != o.ReadHeaderTimeout || s.IdleTimeout != o.IdleTimeout || s.WriteTimeout != o.WriteTimeout ||
 		s.MaxHeaderBytes != o.MaxHeaderBytes || s.MaxConnections != o.MaxConnections ||
 		s.DrainTimeout != o.DrainTimeout || s.HealthPath != o.HealthPath || s.ReadyPath != o.ReadyPath
 }

@@ -60,6 +60,8 @@ func (f HandlerFunc) ServeEdge(st *State, w http.ResponseWriter, r *http.Request
 type Edge struct {
 	// Trusted are the peers whose X-Forwarded-For is believed.
 	Trusted []netip.Prefix
+	// Body bounds how slowly a client may send a request body.
+	Body BodyLimits
 	// Headers says which client headers are removed (nil: none).
 	Headers *Headers
 	// Unmatched counts requests that Next did not route (nil: uncounted).
@@ -75,7 +77,7 @@ type Edge struct {
 
 // ServeHTTP runs one request through the edge and on to Next.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := newState(w, r, e.Trusted)
+	st := newState(w, r, e.Trusted, e.Body)
 	e.Headers.clean(r.Header, st.ex.PeerTrusted)
 	if st.body.rc != nil {
 		r.Body = &st.body

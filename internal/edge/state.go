@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -82,27 +81,16 @@ func (rc *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap gives http.ResponseController the underlying writer.
 func (rc *recorder) Unwrap() http.ResponseWriter { return rc.w }
 
-// countingBody counts request body bytes into the Exchange.
-type countingBody struct {
-	rc io.ReadCloser
-	ex *pipeline.Exchange
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.ex.BytesIn += int64(n)
-	return n, err
-}
-
-func (b *countingBody) Close() error { return b.rc.Close() }
-
 // newState prepares the per-request state for r.
-func newState(w http.ResponseWriter, r *http.Request, trusted []netip.Prefix) *State {
+func newState(w http.ResponseWriter, r *http.Request, trusted []netip.Prefix, limits BodyLimits) *State {
 	st := &State{}
 	st.ex.Start = time.Now()
 	st.rec = recorder{w: w, ex: &st.ex}
 	if r.Body != nil && r.Body != http.NoBody {
-		st.body = countingBody{rc: r.Body, ex: &st.ex}
+		st.body = countingBody{rc: r.Body, ex: &st.ex, limits: limits}
+		if limits.Idle > 0 {
+			st.body.dl, _ = w.(deadliner)
+		}
 	}
 	st.ex.ClientIP, st.ex.PeerTrusted = ClientIP(r, trusted)
 	return st

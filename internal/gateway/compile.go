@@ -83,6 +83,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		ready:      d.Ready,
 	}
 	s.edge = edge.Edge{
+		Body:      edge.BodyLimits{Idle: cfg.Server.ReadBodyTimeout.D(), MinRate: int64(cfg.Server.MinBodyRate)},
 		Unmatched: d.Telemetry.Route("", ""),
 		InFlight:  d.Telemetry.InFlightAdd,
 		Logger:    d.Logger,

@@ -68,6 +68,7 @@ func Open(o Options) (*Listener, error) {
 	}
 	l.ln = o.Slots.limit(ln)
 	l.srv = h1.For(l.stdServer(o))
+	l.srv.WriteTimeout = o.Server.WriteTimeout.D()
 	return l, nil
 }
 

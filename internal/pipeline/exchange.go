@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 
 	"github.com/portico-gateway/portico/internal/consumer"
 	"net/netip"
@@ -116,6 +117,11 @@ func (ex *Exchange) AuthFailed(f AuthFailure) {
 		ex.Auth.Failure = &f
 	}
 }
+
+// ErrSlowBody ends a request body that the client sent too slowly: no
+// bytes for server.read_body_timeout, or on average fewer than
+// server.min_body_rate bytes a second. The proxy answers it with 408.
+var ErrSlowBody = errors.New("the request body arrived too slowly")
 
 // Param is one named capture of a regex path.
 type Param struct{ Name, Value string }

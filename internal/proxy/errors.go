@@ -64,6 +64,8 @@ func StatusFor(err error) int {
 		return http.StatusBadGateway
 	case errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, pipeline.ErrSlowBody):
+		return http.StatusRequestTimeout
 	case errors.As(err, &body):
 		return http.StatusBadRequest
 	case errors.Is(err, errBadTarget):
@@ -92,6 +94,8 @@ func detailFor(status int, err error) string {
 		return "request body is too large"
 	case http.StatusBadRequest:
 		return "request body could not be read"
+	case http.StatusRequestTimeout:
+		return "the request body arrived too slowly"
 	case http.StatusInternalServerError:
 		return "request could not be forwarded"
 	}

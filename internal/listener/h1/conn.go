@@ -131,7 +131,11 @@ func (c *conn) getState() (uint64, int64) {
 func (c *conn) serve() {
 	s := c.srv
 	c.bufr = getReader(&c.cr)
-	c.bufw = getWriter(c.rwc)
+	if s.WriteTimeout > 0 {
+		c.bufw = getWriter(timedWriter{c})
+	} else {
+		c.bufw = getWriter(c.rwc)
+	}
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			s.logf("h1: panic serving %s: %v\n%s", c.remoteAddr, v, debug.Stack())
@@ -308,6 +312,16 @@ func (c *conn) serveOne(start time.Time) bool {
 		c.linger = true
 	}
 	return flushErr == nil && !w.closeAfter && !broken
+}
+
+// timedWriter writes to the connection with a deadline WriteTimeout
+// ahead of each write, so a client that stops reading the response is let
+// go once no byte could be written for that long.
+type timedWriter struct{ c *conn }
+
+func (w timedWriter) Write(p []byte) (int, error) {
+	_ = w.c.rwc.SetWriteDeadline(time.Now().Add(w.c.srv.WriteTimeout))
+	return w.c.rwc.Write(p)
 }
 
 // handshake completes the TLS handshake within the header deadline and

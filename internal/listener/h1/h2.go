@@ -32,7 +32,7 @@ func newH2(s *Server) *h2 {
 		MaxHeaderBytes:    int(s.maxHeaderBytes()),
 		ErrorLog:          s.ErrorLog,
 	}
-	srv := &http2.Server{}
+	srv := &http2.Server{WriteByteTimeout: s.WriteTimeout}
 	// ConfigureServer ties graceful shutdown to base.Shutdown and takes
 	// the idle timeout; its TLS settings are not used (the TLS config is
 	// the Server's own).

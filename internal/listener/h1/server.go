@@ -48,6 +48,11 @@ type Server struct {
 	// IdleTimeout bounds the wait for the next request on a keep-alive
 	// connection. Zero means no limit.
 	IdleTimeout time.Duration
+	// WriteTimeout bounds the wait for the client to take more response
+	// bytes: a write that makes no progress for this long fails and the
+	// connection closes. Unlike http.Server's, it is not a bound on the
+	// whole response. Zero means no limit.
+	WriteTimeout time.Duration
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Zero means http.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
