@@ -3,6 +3,7 @@
 #   make test    install what the tests need, then vet and run every test with the race detector
 #   make bench   go benchmarks + the proxy comparison against NGINX, HAProxy and Caddy
 #   make bench-cache  cache hits: Portico's cache plugin against NGINX proxy_cache
+#   make bench-memory RSS after bursts: back near idle within 15 s
 #   make lint    gofmt and go vet
 
 GO       ?= go
@@ -11,7 +12,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/portico-gateway/portico/internal/cli.Version=$(VERSION)
 BENCH_REPEATS ?= 3
 
-.PHONY: all build test test-deps lint bench bench-go bench-proxy bench-cache fuzz clean
+.PHONY: all build test test-deps lint bench bench-go bench-proxy bench-cache bench-memory fuzz clean
 
 all: build
 
@@ -35,6 +36,9 @@ bench-go:
 
 bench-proxy: build
 	BENCH_REPEATS=$(BENCH_REPEATS) scripts/bench.sh
+
+bench-memory: build
+	$(GO) run ./bench/memory -portico $(BIN)
 
 bench-cache: build
 	BENCH_REPEATS=$(BENCH_REPEATS) scripts/bench-cache.sh

@@ -31,6 +31,7 @@ import (
 	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/listener"
+	"github.com/portico-gateway/portico/internal/memory"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins"
 	"github.com/portico-gateway/portico/internal/proxy"
@@ -313,6 +314,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bg, stopBg := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { s.sinks.Run(bg) })
+	wg.Go(func() { (&memory.Reclaimer{}).Run(bg) })
 	s.bgCtx, s.bgWG = bg, &wg
 	s.startShared(bg, &wg)
 	s.deps.Upstreams.Activate(s.current.Load().services)
