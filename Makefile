@@ -3,6 +3,7 @@
 #   make test    install what the tests need, then vet and run every test with the race detector
 #   make bench   go benchmarks + the proxy comparison against NGINX, HAProxy and Caddy
 #   make bench-cache  cache hits: Portico's cache plugin against NGINX proxy_cache
+#   make conformance-cache  the http-cache-tests suite (cache-tests.fyi) against the cache plugin
 #   make lint    gofmt and go vet
 
 GO       ?= go
@@ -11,7 +12,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/portico-gateway/portico/internal/cli.Version=$(VERSION)
 BENCH_REPEATS ?= 3
 
-.PHONY: all build test test-deps lint bench bench-go bench-proxy bench-cache fuzz clean
+.PHONY: all build test test-deps lint bench bench-go bench-proxy bench-cache conformance-cache fuzz clean
 
 all: build
 
@@ -38,6 +39,11 @@ bench-proxy: build
 
 bench-cache: build
 	BENCH_REPEATS=$(BENCH_REPEATS) scripts/bench-cache.sh
+
+# Installs the suite with npm on first use (outside the tree, see the
+# script); `make test` never downloads anything.
+conformance-cache: build
+	scripts/conformance-cache.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./internal/router
