@@ -77,11 +77,13 @@ func opaqueTag(etag string) (string, bool) {
 }
 
 // notUpdated are the stored fields a 304 does not replace (RFC 9111
-// §3.2): the framing and the content coding of the stored body, and
-// fields that must never be stored.
+// §3.2, §4.3.4): those that describe the stored body itself (its length,
+// content coding, range and digest, and the entity tag that identifies
+// it), and fields that are never stored. Every other field of the 304,
+// Content-Type included, replaces the stored one.
 var notUpdated = map[string]bool{
-	"Content-Length": true, "Content-Encoding": true, "Content-Type": true,
-	"Content-Range": true, "Transfer-Encoding": true, "Set-Cookie": true,
+	"Content-Length": true, "Content-Encoding": true, "Content-Md5": true,
+	"Content-Range": true, "Etag": true, "Transfer-Encoding": true, "Set-Cookie": true,
 	"Trailer": true, "Cache-Status": true,
 }
 
