@@ -36,7 +36,7 @@ CACHE="${CONFORMANCE_CACHE:-${HOME:-/root}/.cache/portico/conformance}"
 BASE_PORT="${CONFORMANCE_BASE_PORT:-18380}"
 [[ "$BASE_PORT" =~ ^[0-9]+$ ]] || die "CONFORMANCE_BASE_PORT must be a port number"
 [[ -x bin/portico ]] || die "bin/portico missing: run make build"
-[[ -f test/conformance/cache.yaml && -f test/conformance/summarize.mjs ]] || die "test/conformance/ files missing"
+[[ -f test/conformance/cache.yaml && -f test/conformance/summarize.mjs && -f test/conformance/cache-known.txt ]] || die "test/conformance/ files missing"
 command -v node >/dev/null || die "node is not on PATH"
 command -v setsid >/dev/null || die "setsid (util-linux) is not on PATH"
 
@@ -120,4 +120,5 @@ run_client "" >"$OUT/http-cache-tests.json" 2>"$TMP/client.err" || {
   cat "$TMP/client.err" >&2
   die "the http-cache-tests client failed"
 }
-node "$ROOT/test/conformance/summarize.mjs" "$SUITE" "$OUT/http-cache-tests.json" "$OUT/http-cache-tests-failures.txt"
+node "$ROOT/test/conformance/summarize.mjs" "$SUITE" "$OUT/http-cache-tests.json" \
+  "$ROOT/test/conformance/cache-known.txt" "$OUT/http-cache-tests-failures.txt"
