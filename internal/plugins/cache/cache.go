@@ -34,8 +34,10 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -88,8 +90,42 @@ type handler struct {
 	logger      *slog.Logger
 }
 
+// queryCredential is a plugin that reads a credential from a query
+// parameter and forwards it upstream (key_auth with query and without
+// hide_credentials).
+type queryCredential interface {
+	ForwardedQueryParameter() string
+}
+
+// checkChain refuses query rules that leave out of the key a parameter
+// another plugin of the chain reads a credential from and forwards: the
+// cache removes unkeyed parameters before forwarding, so the upstream
+// would get the credential on writes and bypassed requests and not on
+// those answered through the cache.
+func checkChain(sp *Spec, chain []pipeline.Configured) error {
+	for _, c := range chain {
+		qc, ok := c.Spec.(queryCredential)
+		if !ok {
+			continue
+		}
+		name := qc.ForwardedQueryParameter()
+		if name == "" {
+			continue
+		}
+		if len(sp.Query.Include) > 0 && !slices.Contains(sp.Query.Include, name) || slices.Contains(sp.Query.Exclude, name) {
+			return fmt.Errorf("query: leaves out of the key the parameter %q that %s reads a credential from and forwards; "+
+				"the cache removes such parameters before forwarding: set hide_credentials: true on %s, or keep %q in the key",
+				name, c.Reg.Name, c.Reg.Name, name)
+		}
+	}
+	return nil
+}
+
 func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	sp := s.(*Spec)
+	if err := checkChain(sp, env.Chain); err != nil {
+		return nil, err
+	}
 	shared := env.Shared
 	if shared == nil {
 		shared = pipeline.NewShared()
