@@ -84,7 +84,10 @@ const knownPassed = [...known.keys()].filter(id => memo.get(id) === 'pass')
 if (knownPassed.length) extra.push(`now passing, remove from the known list: ${knownPassed.join(', ')}`)
 extra.push(`${n('setup')} setup refused`, `${n('dependency')} not judged: a dependency did not pass`,
   `${n('yes') + n('no')} checks: ${n('yes')} yes, ${n('no')} no`)
-if (n('untested')) extra.push(`${n('untested')} not run`)
+if (n('untested')) {
+  const browser = [...byId.values()].filter(t => memo.get(t.id) === 'untested' && t.browser_only).length
+  extra.push(browser === n('untested') ? `${browser} not run: browser only` : `${n('untested')} not run`)
+}
 console.log(`http-cache-tests: ${n('pass')} passed, ${required} required failed, ${n('optional_fail')} optional failed (${extra.join('; ')})`)
 failed.sort()
 if (failuresFile) fs.writeFileSync(failuresFile, failed.map(f => f + '\n').join(''))
