@@ -211,6 +211,31 @@ func TestNotModified(t *testing.T) {
 	}
 }
 
+// TestNotModifiedByDate: without Last-Modified, If-Modified-Since is
+// compared with the stored response's Date (RFC 9111 §4.3.2); an invalid
+// Last-Modified is not replaced by Date.
+func TestNotModifiedByDate(t *testing.T) {
+	date := "Wed, 21 Oct 2025 07:28:00 GMT"
+	tests := []struct {
+		name string
+		resp http.Header
+		ims  string
+		want bool
+	}{
+		{"date not after", http.Header{"Date": {date}}, date, true},
+		{"date after", http.Header{"Date": {date}}, "Wed, 21 Oct 2025 07:00:00 GMT", false},
+		{"invalid last-modified", http.Header{"Date": {date}, "Last-Modified": {"yesterday"}}, date, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := NotModified(http.Header{"If-Modified-Since": {tt.ims}}, tt.resp); got != tt.want {
+				t.Errorf("got %t, want %t", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestRefreshed(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour)
 	e := &Entry{Status: 200, Header: http.Header{"Cache-Control": {"max-age=1"}, "Content-Length": {"3"}, "Etag": {`"a"`}, "Age": {"5"}},
