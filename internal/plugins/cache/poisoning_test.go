@@ -305,3 +305,30 @@ func TestGatewayRequestErrorsAreNotStored(t *testing.T) {
 		})
 	}
 }
+
+// TestRevalidationThatForbidsStoringRemovesTheEntry: a 304 whose fields
+// say the response may no longer be stored serves the refreshed response
+// once and removes it, rather than keeping it under a lifetime the gateway
+// assigns.
+func TestRevalidationThatForbidsStoringRemovesTheEntry(t *testing.T) {
+	o := newOrigin(t, answer(200, "v1", "Cache-Control", "max-age=1", "Age", "5", "ETag", `"v1"`))
+	g := startGateway(t, o, "default_ttl: 1m", gwOptions{})
+	g.get(t, "/r")
+	o.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, "v1")
+	})
+	if r := g.get(t, "/r"); r.body != "v1" {
+		t.Fatalf("got %q, want the revalidated v1", r.body)
+	}
+	wantHits(t, o, 2)
+	if r := g.get(t, "/r"); r.body != "v1" || strings.Contains(r.cacheStatus(), "hit") {
+		t.Fatalf("got %q (%s), want v1 from the origin", r.body, r.cacheStatus())
+	}
+	wantHits(t, o, 3)
+}

@@ -179,12 +179,16 @@ func (cw *captureWriter) finish(sl *slot, respTime time.Time) *httpcache.Entry {
 	case cw.mode == modeSwallowed && cw.status == http.StatusNotModified:
 		e := httpcache.Refreshed(cw.stale, cw.h, cw.reqTime, respTime)
 		// The 304 may have changed what the entry says about caching:
-		// keep it only if it may still be stored.
+		// keep it only if it may still be stored where it is (a private
+		// answer only under the consumer's own key).
 		cc := httpcache.ParseResponseControl(e.Header)
-		if hd.policy.Storable(e.Status, e.Header, &cc, &lk.rq) != httpcache.NotStorable {
+		switch d := hd.policy.Storable(e.Status, e.Header, &cc, &lk.rq); {
+		case d == httpcache.StoreShared, d == httpcache.StorePrivate && lk.private.base != "" && sl.base == lk.private.base:
 			hd.put(lk, sl, e)
-		} else if err := hd.store.Delete(storeCtx(lk.r), sl.key); err != nil {
-			hd.storeError(err)
+		default:
+			if err := hd.store.Delete(storeCtx(lk.r), sl.key); err != nil {
+				hd.storeError(err)
+			}
 		}
 		f := hd.policy.Freshness(e, time.Now())
 		hd.m.Revalidated.Inc()
