@@ -4,6 +4,7 @@
 #   make bench   go benchmarks + the proxy comparison against NGINX, HAProxy and Caddy
 #   make bench-cache  cache hits: Portico's cache plugin against NGINX proxy_cache
 #   make bench-memory RSS after bursts: back near idle within 15 s
+#   make conformance-cache  the http-cache-tests suite (cache-tests.fyi) against the cache plugin
 #   make lint    gofmt and go vet
 
 GO       ?= go
@@ -12,7 +13,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/portico-gateway/portico/internal/cli.Version=$(VERSION)
 BENCH_REPEATS ?= 3
 
-.PHONY: all build test test-deps lint bench bench-go bench-proxy bench-cache bench-memory fuzz clean
+.PHONY: all build test test-deps lint bench bench-go bench-proxy bench-cache bench-memory conformance-cache fuzz clean
 
 all: build
 
@@ -42,6 +43,11 @@ bench-memory: build
 
 bench-cache: build
 	BENCH_REPEATS=$(BENCH_REPEATS) scripts/bench-cache.sh
+
+# Installs the suite with npm on first use (outside the tree, see the
+# script); `make test` never downloads anything.
+conformance-cache: build
+	scripts/conformance-cache.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./internal/router

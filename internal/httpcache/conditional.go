@@ -8,7 +8,8 @@ import (
 // NotModified evaluates a client's conditional GET or HEAD against a
 // stored response's header (RFC 9110 §13.1.2, §13.1.3): If-None-Match
 // with weak comparison, or, without it, If-Modified-Since against
-// Last-Modified. It reports whether 304 Not Modified is the answer.
+// Last-Modified, or against Date when the response has no Last-Modified
+// (RFC 9111 §4.3.2). It reports whether 304 Not Modified is the answer.
 func NotModified(req, resp http.Header) bool {
 	if inm := req["If-None-Match"]; len(inm) > 0 {
 		etag := ""
@@ -22,6 +23,9 @@ func NotModified(req, resp http.Header) bool {
 		return false
 	}
 	lm, ok := parseDate(resp, "Last-Modified")
+	if !ok && len(resp["Last-Modified"]) == 0 {
+		lm, ok = parseDate(resp, "Date")
+	}
 	return ok && !lm.After(ims)
 }
 
@@ -77,11 +81,13 @@ func opaqueTag(etag string) (string, bool) {
 }
 
 // notUpdated are the stored fields a 304 does not replace (RFC 9111
-// §3.2): the framing and the content coding of the stored body, and
-// fields that must never be stored.
+// §3.2, §4.3.4): those that describe the stored body itself (its length,
+// content coding, range and digest, and the entity tag that identifies
+// it), and fields that are never stored. Every other field of the 304,
+// Content-Type included, replaces the stored one.
 var notUpdated = map[string]bool{
-	"Content-Length": true, "Content-Encoding": true, "Content-Type": true,
-	"Content-Range": true, "Transfer-Encoding": true, "Set-Cookie": true,
+	"Content-Length": true, "Content-Encoding": true, "Content-Md5": true,
+	"Content-Range": true, "Etag": true, "Transfer-Encoding": true, "Set-Cookie": true,
 	"Trailer": true, "Cache-Status": true,
 }
 

@@ -26,6 +26,14 @@ type Directives struct {
 	NoStore, NoCache, Private, Public bool
 	MustRevalidate, ProxyRevalidate   bool
 	OnlyIfCached, Immutable           bool
+	// MustUnderstand (RFC 9111 §5.2.2.3): store the response only when
+	// its status code's caching rules are understood; then no-store is
+	// ignored.
+	MustUnderstand bool
+	// Surrogate is the max-age of the response's Surrogate-Control
+	// addressed to this cache (see ParseResponseControl), Absent when none:
+	// it takes precedence over every other freshness information.
+	Surrogate int64
 	// MaxStaleAny is a max-stale without a value (any staleness).
 	MaxStaleAny bool
 	// Invalid reports a freshness directive (max-age or s-maxage) whose
@@ -38,7 +46,7 @@ type Directives struct {
 // of them, as one list). It does not allocate.
 func ParseCacheControl(lines []string) Directives {
 	d := Directives{MaxAge: Absent, SMaxAge: Absent, MaxStale: Absent, MinFresh: Absent,
-		StaleWhileRevalidate: Absent, StaleIfError: Absent}
+		StaleWhileRevalidate: Absent, StaleIfError: Absent, Surrogate: Absent}
 	for _, s := range lines {
 		for len(s) > 0 {
 			var name, val string
@@ -144,6 +152,8 @@ func (d *Directives) apply(name, val string, hasVal bool) {
 		d.OnlyIfCached = true
 	case strings.EqualFold(name, "immutable"):
 		d.Immutable = true
+	case strings.EqualFold(name, "must-understand"):
+		d.MustUnderstand = true
 	}
 }
 
@@ -188,22 +198,104 @@ func parseDelta(s string) (int64, bool) {
 // Seconds converts a delta-seconds value (not Absent) to a Duration.
 func Seconds(n int64) time.Duration { return time.Duration(n) * time.Second }
 
-// parseAge reads the Age field: the first member of its value; an
-// invalid value is ignored (RFC 9111 §5.1).
-func parseAge(h http.Header) time.Duration {
+// SurrogateToken is the device token this cache announces in
+// Surrogate-Capability and answers to in Surrogate-Control targets.
+const SurrogateToken = "portico"
+
+// SurrogateCapability is the Surrogate-Capability value sent upstream
+// (W3C Edge Architecture Specification 1.0).
+const SurrogateCapability = SurrogateToken + `="Surrogate/1.0"`
+
+// ParseResponseControl parses the caching directives of a response with
+// header h: its Cache-Control, overridden by its Surrogate-Control (W3C
+// Edge Architecture Specification 1.0), which addresses caches run for
+// the origin such as this one. Surrogate-Control directives targeted at
+// SurrogateToken ("max-age=60;portico") count, and untargeted ones when
+// none is targeted here; directives targeted at other devices are
+// ignored. Its max-age sets Surrogate (and makes a Cache-Control
+// no-store irrelevant), its no-store forbids storing. It does not
+// allocate.
+func ParseResponseControl(h http.Header) Directives {
+	d := ParseCacheControl(h["Cache-Control"])
+	sc := h["Surrogate-Control"]
+	if len(sc) == 0 {
+		return d
+	}
+	var mine, all surrogateDirectives
+	mine.maxAge, all.maxAge = Absent, Absent
+	for _, s := range sc {
+		for len(s) > 0 {
+			var name, val string
+			var hasVal bool
+			name, val, hasVal, s = nextDirective(s)
+			target := ""
+			if i := strings.IndexByte(name, ';'); i >= 0 {
+				name, target = name[:i], name[i+1:]
+			} else if i := strings.IndexByte(val, ';'); hasVal && i >= 0 {
+				val, target = val[:i], val[i+1:]
+			}
+			switch {
+			case name == "":
+			case target == "":
+				all.apply(name, val, hasVal)
+			case strings.EqualFold(target, SurrogateToken):
+				mine.apply(name, val, hasVal)
+			}
+		}
+	}
+	sd := all
+	if mine.set {
+		sd = mine
+	}
+	switch {
+	case sd.noStore:
+		d.NoStore = true
+	case sd.maxAge != Absent:
+		d.Surrogate, d.NoStore = sd.maxAge, false
+	}
+	return d
+}
+
+// surrogateDirectives are the Surrogate-Control directives for one target.
+type surrogateDirectives struct {
+	maxAge  int64
+	noStore bool
+	set     bool
+}
+
+func (s *surrogateDirectives) apply(name, val string, hasVal bool) {
+	switch {
+	case strings.EqualFold(name, "no-store"):
+		s.noStore, s.set = true, true
+	case strings.EqualFold(name, "max-age"):
+		// max-age=freshness[+stale]: the stale part is not used.
+		if i := strings.IndexByte(val, '+'); i >= 0 {
+			val = val[:i]
+		}
+		if n, ok := parseDelta(val); hasVal && ok && s.maxAge == Absent {
+			s.maxAge, s.set = n, true
+		}
+	}
+}
+
+// parseAge reads the Age field. ok is false when it is invalid (RFC 9111
+// §5.1): not exactly one non-negative integer (a list, two field lines, a
+// sign, a fraction, a parameter); the response is then treated as stale.
+// An absent Age is 0 and valid.
+func parseAge(h http.Header) (age time.Duration, ok bool) {
 	vs := h["Age"]
-	if len(vs) == 0 {
-		return 0
+	switch len(vs) {
+	case 0:
+		return 0, true
+	case 1:
+	default:
+		return 0, false
 	}
-	v := vs[0]
-	if i := strings.IndexByte(v, ','); i >= 0 {
-		v = v[:i]
-	}
-	n, ok := parseDelta(strings.TrimSpace(v))
+	n, ok := parseDelta(strings.TrimSpace(vs[0]))
 	if !ok {
-		return 0
+		return 0, false
 	}
-	return Seconds(n)
+	return Seconds(n), true
 }
 
 // parseDate reads an HTTP-date field; ok is false when it is missing or

@@ -94,3 +94,49 @@ func TestParseIMFFixdate(t *testing.T) {
 		t.Error("the RFC 850 form was not accepted")
 	}
 }
+
+func TestParseResponseControl(t *testing.T) {
+	tests := []struct {
+		name      string
+		cc, sc    []string
+		surrogate int64
+		noStore   bool
+	}{
+		{"no surrogate-control", []string{"no-store"}, nil, Absent, true},
+		{"max-age", nil, []string{"max-age=60"}, 60, false},
+		{"max-age overrides no-store", []string{"no-store"}, []string{"max-age=60;portico"}, 60, false},
+		{"case-insensitive", nil, []string{"MaX-aGe=60"}, 60, false},
+		{"extension first", nil, []string{"foobar, max-age=60"}, 60, false},
+		{"stale part ignored", nil, []string{"max-age=60+600"}, 60, false},
+		{"no-store", []string{"max-age=60"}, []string{"no-store"}, Absent, true},
+		{"no-store for us", []string{"max-age=60"}, []string{"no-store;portico"}, Absent, true},
+		{"another device", nil, []string{"max-age=60;cdn"}, Absent, false},
+		{"another device's no-store", []string{"max-age=60"}, []string{"no-store;cdn"}, Absent, false},
+		{"ours beats untargeted", nil, []string{"max-age=5, max-age=60;portico"}, 60, false},
+		{"space before equals, as in Cache-Control", nil, []string{"max-age =100"}, 100, false},
+		{"invalid value", nil, []string{"max-age=soon"}, Absent, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{}
+			if tt.cc != nil {
+				h["Cache-Control"] = tt.cc
+			}
+			if tt.sc != nil {
+				h["Surrogate-Control"] = tt.sc
+			}
+			d := ParseResponseControl(h)
+			if d.Surrogate != tt.surrogate || d.NoStore != tt.noStore {
+				t.Errorf("got surrogate %d no-store %t, want %d %t", d.Surrogate, d.NoStore, tt.surrogate, tt.noStore)
+			}
+		})
+	}
+}
+
+func TestParseResponseControlAllocs(t *testing.T) {
+	h := http.Header{"Cache-Control": {"public, max-age=60"}, "Surrogate-Control": {"max-age=600;portico, no-store;cdn"}}
+	if n := testing.AllocsPerRun(100, func() { _ = ParseResponseControl(h) }); n != 0 {
+		t.Errorf("got %.0f allocations, want 0", n)
+	}
+}

@@ -78,6 +78,51 @@ func NewKeyer(r KeyRules) *Keyer {
 // Query normalises a raw query under the route's include/exclude rules.
 func (k *Keyer) Query(raw string) string { return normalizeQuery(raw, k.include, k.exclude) }
 
+// Strips reports whether the route's rules leave query parameters out of
+// the key (include or exclude is set).
+func (k *Keyer) Strips() bool { return k.include != nil || k.exclude != nil }
+
+// StripQuery returns raw without the parameters Query leaves out of the
+// key, named as Query reads them (unescaped: "ut%6D" is "utm"), so the
+// upstream of a request answered through the cache sees no parameter the
+// key does not hold. Everything kept is kept byte for byte, in order. It
+// reports whether it removed anything.
+func (k *Keyer) StripQuery(raw string) (string, bool) {
+	if raw == "" || !k.Strips() {
+		return raw, false
+	}
+	var b strings.Builder
+	removed := false
+	for rest := raw; ; {
+		part, next, more := strings.Cut(rest, "&")
+		if part != "" && k.dropped(part) {
+			removed = true
+		} else if part != "" {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(part)
+		}
+		if !more {
+			break
+		}
+		rest = next
+	}
+	if !removed {
+		return raw, false
+	}
+	return b.String(), true
+}
+
+// dropped reports whether Query leaves the raw pair part out of the key.
+func (k *Keyer) dropped(part string) bool {
+	name, _, _ := strings.Cut(part, "=")
+	if n, err := url.QueryUnescape(name); err == nil {
+		name = n
+	}
+	return k.include != nil && !k.include[name] || k.exclude != nil && k.exclude[name]
+}
+
 // Base returns the base key of a request for path (normalised) and
 // query (from Query) on host, with header h; consumer is "" for the
 // shared key, or the consumer id for a response stored per consumer.

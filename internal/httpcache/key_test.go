@@ -90,3 +90,41 @@ func TestVary(t *testing.T) {
 		t.Error("VaryMatches does not tell en from fr")
 	}
 }
+
+// TestStripQuery: what the key leaves out is what the upstream does not
+// get, with the same reading of names (escapes, no value).
+func TestStripQuery(t *testing.T) {
+	tests := []struct {
+		name    string
+		rules   KeyRules
+		raw     string
+		want    string
+		removed bool
+	}{
+		{"no rules", KeyRules{}, "utm=1&a=2", "utm=1&a=2", false},
+		{"exclude", KeyRules{Exclude: []string{"utm"}}, "a=2&utm=1&b=%20", "a=2&b=%20", true},
+		{"exclude escaped name", KeyRules{Exclude: []string{"utm"}}, "ut%6D=evil&a=1", "a=1", true},
+		{"exclude repeated", KeyRules{Exclude: []string{"utm"}}, "utm=1&utm=2", "", true},
+		{"exclude hides a cloaked parameter", KeyRules{Exclude: []string{"utm"}}, "a=1&utm=x;callback=evil", "a=1", true},
+		{"exclude without value", KeyRules{Exclude: []string{"debug"}}, "debug&a=1", "a=1", true},
+		{"exclude nothing to remove", KeyRules{Exclude: []string{"utm"}}, "b=2&a=1", "b=2&a=1", false},
+		{"include", KeyRules{Include: []string{"category"}}, "category=x&page=2&sort=asc", "category=x", true},
+		{"include keeps order and bytes", KeyRules{Include: []string{"a", "b"}}, "b=%32&x=1&a=1", "b=%32&a=1", true},
+		{"include none kept", KeyRules{Include: []string{"a"}}, "x=1", "", true},
+		{"empty", KeyRules{Include: []string{"a"}}, "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			k := NewKeyer(tt.rules)
+			got, removed := k.StripQuery(tt.raw)
+			if got != tt.want || removed != tt.removed {
+				t.Errorf("got %q %t, want %q %t", got, removed, tt.want, tt.removed)
+			}
+			// The key of the stripped query is the key of the original one.
+			if a, b := k.Query(tt.raw), k.Query(got); a != b {
+				t.Errorf("key of the original %q, of the stripped %q: want them equal", a, b)
+			}
+		})
+	}
+}

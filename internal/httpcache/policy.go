@@ -43,14 +43,50 @@ func cacheableByDefault(status int) bool {
 	return false
 }
 
-// Storable applies RFC 9111 §3 to a response for a GET request: the
-// status, the response's directives (cc, parsed from h), Set-Cookie,
-// Vary: *, partial content, and whether the request was authenticated
-// (§3.5). reqNoStore is the request's no-store when request directives are
-// honoured. p decides whether a response without freshness information may
-// be stored (DefaultTTL).
-func (p *Policy) Storable(status int, h http.Header, cc *Directives, authenticated, reqNoStore bool) Storability {
-	if reqNoStore || cc.NoStore || cc.Private || status == http.StatusPartialContent || status < 200 {
+// understood reports whether the caching rules of status are known here:
+// the status codes RFC 9110 defines (must-understand, RFC 9111 §5.2.2.3).
+func understood(status int) bool {
+	switch {
+	case status >= 200 && status <= 206, status >= 300 && status <= 305, status == 307, status == 308,
+		status >= 400 && status <= 418, status == 421, status == 422, status == 426,
+		status >= 500 && status <= 505:
+		return true
+	}
+	return false
+}
+
+// Request is what the storing decision needs to know about the request a
+// response answers.
+type Request struct {
+	// Authenticated: the request carried Authorization or was
+	// authenticated by the gateway (RFC 9111 §3.5).
+	Authenticated bool
+	// Credentialed: the request carried a credential of any kind
+	// (Authenticated, a Cookie, a credential an authentication plugin
+	// saw). A response to it is never given a lifetime the gateway
+	// assigns (DefaultTTL): only the origin may say it can be reused.
+	Credentialed bool
+	// NoStore is the request's no-store, when request directives are
+	// honoured.
+	NoStore bool
+}
+
+// Storable applies RFC 9111 §3 to a response for a GET request rq: the
+// status, the response's directives (cc, from ParseResponseControl of h),
+// Set-Cookie, Vary: *, partial content, and whether the request was
+// authenticated (§3.5). On top of it, a lifetime the gateway assigns
+// (p.DefaultTTL) applies only to a status below 400 answering a request
+// without credentials: an error is stored only with explicit freshness
+// from the origin (max-age, s-maxage, Expires, Surrogate-Control).
+func (p *Policy) Storable(status int, h http.Header, cc *Directives, rq *Request) Storability {
+	noStore := cc.NoStore
+	if cc.MustUnderstand {
+		if !understood(status) {
+			return NotStorable
+		}
+		noStore = false
+	}
+	if rq.NoStore || noStore || cc.Private || status == http.StatusPartialContent || status < 200 {
 		return NotStorable
 	}
 	if len(h["Set-Cookie"]) > 0 || len(h["Content-Range"]) > 0 || len(h["Trailer"]) > 0 {
@@ -66,16 +102,19 @@ func (p *Policy) Storable(status int, h http.Header, cc *Directives, authenticat
 		// a validator.
 		return NotStorable
 	}
-	explicit := cc.MaxAge != Absent || cc.SMaxAge != Absent || len(h["Expires"]) > 0
+	explicit := cc.MaxAge != Absent || cc.SMaxAge != Absent || cc.Surrogate != Absent || len(h["Expires"]) > 0
 	switch {
 	case explicit:
+	case status >= 400:
+		return NotStorable
 	case !cacheableByDefault(status) && !cc.Public:
 		return NotStorable
-	case cc.NoCache || p.DefaultTTL > 0:
+	case cc.NoCache:
+	case p.DefaultTTL > 0 && !rq.Credentialed:
 	default:
 		return NotStorable
 	}
-	if authenticated && !cc.Public && cc.SMaxAge == Absent && !cc.MustRevalidate {
+	if rq.Authenticated && !cc.Public && cc.SMaxAge == Absent && !cc.MustRevalidate {
 		return StorePrivate
 	}
 	return StoreShared
@@ -87,7 +126,7 @@ func (p *Policy) Storable(status int, h http.Header, cc *Directives, authenticat
 // entries answered unauthenticated requests, and an authenticated caller
 // may be owed a different answer.
 func SharedWithAuthenticated(e *Entry) bool {
-	cc := ParseCacheControl(e.Header["Cache-Control"])
+	cc := ParseResponseControl(e.Header)
 	return cc.Public || cc.SMaxAge != Absent || cc.MustRevalidate
 }
 
@@ -128,10 +167,14 @@ func (f *Freshness) InStaleIfError() bool { return f.Staleness() < f.StaleIfErro
 // Freshness computes e's freshness at now under p. e must be a response
 // entry (not a Vary marker).
 func (p *Policy) Freshness(e *Entry, now time.Time) Freshness {
-	cc := ParseCacheControl(e.Header["Cache-Control"])
+	cc := ParseResponseControl(e.Header)
 	var f Freshness
+	var ageOK bool
+	f.Age, ageOK = currentAge(e, now)
 	f.Lifetime = p.lifetime(e, &cc)
-	f.Age = CurrentAge(e, now)
+	if !ageOK {
+		f.Lifetime = 0 // an invalid Age makes the response stale (RFC 9111 §5.1)
+	}
 	if cc.MustRevalidate || cc.ProxyRevalidate || cc.NoCache {
 		return f
 	}
@@ -153,12 +196,14 @@ func (p *Policy) Freshness(e *Entry, now time.Time) Freshness {
 	return f
 }
 
-// lifetime is §4.2.1: s-maxage, max-age, Expires minus Date, then the
-// route's default; capped by MaxTTL. Invalid freshness information and
-// no-cache make it 0.
+// lifetime is §4.2.1: Surrogate-Control's max-age, s-maxage, max-age,
+// Expires minus Date, then the route's default (for a status below 400);
+// capped by MaxTTL. Invalid freshness information and no-cache make it 0.
 func (p *Policy) lifetime(e *Entry, cc *Directives) time.Duration {
 	var d time.Duration
 	switch {
+	case cc.Surrogate != Absent:
+		d = Seconds(cc.Surrogate)
 	case cc.Invalid || cc.NoCache:
 		return 0
 	case cc.SMaxAge != Absent:
@@ -175,6 +220,8 @@ func (p *Policy) lifetime(e *Entry, cc *Directives) time.Duration {
 			date = e.ResponseTime
 		}
 		d = max(0, exp.Sub(date))
+	case e.Status >= 400:
+		return 0
 	default:
 		d = p.DefaultTTL
 	}
@@ -186,14 +233,21 @@ func (p *Policy) lifetime(e *Entry, cc *Directives) time.Duration {
 
 // CurrentAge is e's current age at now (RFC 9111 §4.2.3).
 func CurrentAge(e *Entry, now time.Time) time.Duration {
+	age, _ := currentAge(e, now)
+	return age
+}
+
+// currentAge is CurrentAge, and whether e's Age field is valid.
+func currentAge(e *Entry, now time.Time) (time.Duration, bool) {
 	apparent := time.Duration(0)
 	if date, ok := parseDate(e.Header, "Date"); ok {
 		apparent = max(0, e.ResponseTime.Sub(date))
 	}
 	delay := max(0, e.ResponseTime.Sub(e.RequestTime))
-	corrected := parseAge(e.Header) + delay
+	age, ok := parseAge(e.Header)
+	corrected := age + delay
 	initial := max(apparent, corrected)
-	return initial + max(0, now.Sub(e.ResponseTime))
+	return initial + max(0, now.Sub(e.ResponseTime)), ok
 }
 
 // HasValidator reports whether h carries an ETag or a Last-Modified.

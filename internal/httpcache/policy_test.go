@@ -14,37 +14,52 @@ func TestStorable(t *testing.T) {
 		p      Policy
 		status int
 		h      http.Header
-		auth   bool
-		reqNS  bool
+		rq     Request
 		want   Storability
 	}{
-		{"max-age", p, 200, http.Header{"Cache-Control": {"max-age=60"}}, false, false, StoreShared},
-		{"no freshness, no default", p, 200, http.Header{}, false, false, NotStorable},
-		{"no freshness, default ttl", withTTL, 200, http.Header{}, false, false, StoreShared},
-		{"default ttl, status not cacheable by default", withTTL, 201, http.Header{}, false, false, NotStorable},
-		{"explicit freshness on any status", p, 500, http.Header{"Cache-Control": {"max-age=5"}}, false, false, StoreShared},
-		{"404 cacheable by default", withTTL, 404, http.Header{}, false, false, StoreShared},
-		{"public with default ttl", withTTL, 302, http.Header{"Cache-Control": {"public"}}, false, false, StoreShared},
-		{"expires", p, 200, http.Header{"Expires": {"Thu, 01 Jan 2099 00:00:00 GMT"}}, false, false, StoreShared},
-		{"no-store", p, 200, http.Header{"Cache-Control": {"max-age=60, no-store"}}, false, false, NotStorable},
-		{"request no-store", p, 200, http.Header{"Cache-Control": {"max-age=60"}}, false, true, NotStorable},
-		{"private", p, 200, http.Header{"Cache-Control": {"private, max-age=60"}}, false, false, NotStorable},
-		{"set-cookie", p, 200, http.Header{"Cache-Control": {"max-age=60"}, "Set-Cookie": {"a=b"}}, false, false, NotStorable},
-		{"206", p, 206, http.Header{"Cache-Control": {"max-age=60"}}, false, false, NotStorable},
-		{"content-range", p, 200, http.Header{"Cache-Control": {"max-age=60"}, "Content-Range": {"bytes 0-1/2"}}, false, false, NotStorable},
-		{"vary star", p, 200, http.Header{"Cache-Control": {"max-age=60"}, "Vary": {"Accept, *"}}, false, false, NotStorable},
-		{"no-cache with etag", p, 200, http.Header{"Cache-Control": {"no-cache"}, "Etag": {`"a"`}}, false, false, StoreShared},
-		{"no-cache without validator", p, 200, http.Header{"Cache-Control": {"no-cache, max-age=60"}}, false, false, NotStorable},
-		{"authenticated", p, 200, http.Header{"Cache-Control": {"max-age=60"}}, true, false, StorePrivate},
-		{"authenticated public", p, 200, http.Header{"Cache-Control": {"public, max-age=60"}}, true, false, StoreShared},
-		{"authenticated s-maxage", p, 200, http.Header{"Cache-Control": {"s-maxage=60"}}, true, false, StoreShared},
-		{"authenticated must-revalidate", p, 200, http.Header{"Cache-Control": {"max-age=60, must-revalidate"}}, true, false, StoreShared},
+		{"max-age", p, 200, http.Header{"Cache-Control": {"max-age=60"}}, Request{}, StoreShared},
+		{"no freshness, no default", p, 200, http.Header{}, Request{}, NotStorable},
+		{"no freshness, default ttl", withTTL, 200, http.Header{}, Request{}, StoreShared},
+		{"default ttl, status not cacheable by default", withTTL, 201, http.Header{}, Request{}, NotStorable},
+		{"explicit freshness on any status", p, 500, http.Header{"Cache-Control": {"max-age=5"}}, Request{}, StoreShared},
+		{"default ttl never applies to an error", withTTL, 404, http.Header{}, Request{}, NotStorable},
+		{"default ttl never applies to a 405", withTTL, 405, http.Header{}, Request{}, NotStorable},
+		{"an error with explicit freshness", withTTL, 404, http.Header{"Cache-Control": {"max-age=60"}}, Request{}, StoreShared},
+		{"an error with expires", withTTL, 400, http.Header{"Expires": {"Thu, 01 Jan 2099 00:00:00 GMT"}}, Request{}, StoreShared},
+		{"an error with no-cache and a validator", withTTL, 410, http.Header{"Cache-Control": {"no-cache"}, "Etag": {`"a"`}}, Request{}, NotStorable},
+		{"default ttl: request with a cookie", withTTL, 200, http.Header{}, Request{Credentialed: true}, NotStorable},
+		{"default ttl: authenticated request", withTTL, 200, http.Header{}, Request{Authenticated: true, Credentialed: true}, NotStorable},
+		{"default ttl: public answer to a cookie", withTTL, 200, http.Header{"Cache-Control": {"public"}}, Request{Credentialed: true}, NotStorable},
+		{"explicit freshness: request with a cookie", withTTL, 200, http.Header{"Cache-Control": {"max-age=60"}}, Request{Credentialed: true}, StoreShared},
+		{"no-cache with validator: request with a cookie", withTTL, 200, http.Header{"Cache-Control": {"no-cache"}, "Etag": {`"a"`}}, Request{Credentialed: true}, StoreShared},
+		{"default ttl: set-cookie", withTTL, 200, http.Header{"Set-Cookie": {"a=b"}}, Request{}, NotStorable},
+		{"must-understand, known status, no-store", p, 200, http.Header{"Cache-Control": {"max-age=60, no-store, must-understand"}}, Request{}, StoreShared},
+		{"must-understand, unknown status", p, 599, http.Header{"Cache-Control": {"max-age=60, must-understand"}}, Request{}, NotStorable},
+		{"unknown status, explicit freshness", p, 599, http.Header{"Cache-Control": {"max-age=60"}}, Request{}, StoreShared},
+		{"surrogate max-age beats no-store", p, 200, http.Header{"Cache-Control": {"no-store"}, "Surrogate-Control": {"max-age=60;portico"}}, Request{}, StoreShared},
+		{"surrogate no-store beats max-age", p, 200, http.Header{"Cache-Control": {"max-age=60"}, "Surrogate-Control": {"no-store"}}, Request{}, NotStorable},
+		{"surrogate for another device", p, 200, http.Header{"Surrogate-Control": {"max-age=60;other"}}, Request{}, NotStorable},
+		{"public with default ttl", withTTL, 302, http.Header{"Cache-Control": {"public"}}, Request{}, StoreShared},
+		{"expires", p, 200, http.Header{"Expires": {"Thu, 01 Jan 2099 00:00:00 GMT"}}, Request{}, StoreShared},
+		{"no-store", p, 200, http.Header{"Cache-Control": {"max-age=60, no-store"}}, Request{}, NotStorable},
+		{"request no-store", p, 200, http.Header{"Cache-Control": {"max-age=60"}}, Request{NoStore: true}, NotStorable},
+		{"private", p, 200, http.Header{"Cache-Control": {"private, max-age=60"}}, Request{}, NotStorable},
+		{"set-cookie", p, 200, http.Header{"Cache-Control": {"max-age=60"}, "Set-Cookie": {"a=b"}}, Request{}, NotStorable},
+		{"206", p, 206, http.Header{"Cache-Control": {"max-age=60"}}, Request{}, NotStorable},
+		{"content-range", p, 200, http.Header{"Cache-Control": {"max-age=60"}, "Content-Range": {"bytes 0-1/2"}}, Request{}, NotStorable},
+		{"vary star", p, 200, http.Header{"Cache-Control": {"max-age=60"}, "Vary": {"Accept, *"}}, Request{}, NotStorable},
+		{"no-cache with etag", p, 200, http.Header{"Cache-Control": {"no-cache"}, "Etag": {`"a"`}}, Request{}, StoreShared},
+		{"no-cache without validator", p, 200, http.Header{"Cache-Control": {"no-cache, max-age=60"}}, Request{}, NotStorable},
+		{"authenticated", p, 200, http.Header{"Cache-Control": {"max-age=60"}}, Request{Authenticated: true, Credentialed: true}, StorePrivate},
+		{"authenticated public", p, 200, http.Header{"Cache-Control": {"public, max-age=60"}}, Request{Authenticated: true, Credentialed: true}, StoreShared},
+		{"authenticated s-maxage", p, 200, http.Header{"Cache-Control": {"s-maxage=60"}}, Request{Authenticated: true, Credentialed: true}, StoreShared},
+		{"authenticated must-revalidate", p, 200, http.Header{"Cache-Control": {"max-age=60, must-revalidate"}}, Request{Authenticated: true, Credentialed: true}, StoreShared},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cc := ParseCacheControl(tt.h["Cache-Control"])
-			if got := tt.p.Storable(tt.status, tt.h, &cc, tt.auth, tt.reqNS); got != tt.want {
+			cc := ParseResponseControl(tt.h)
+			if got := tt.p.Storable(tt.status, tt.h, &cc, &tt.rq); got != tt.want {
 				t.Errorf("got %d, want %d", got, tt.want)
 			}
 		})
@@ -81,6 +96,12 @@ func TestFreshness(t *testing.T) {
 		{name: "upstream age can make it stale", e: entry(http.Header{"Cache-Control": {"max-age=60"}, "Age": {"70"}}), at: now,
 			lifetime: time.Minute, age: 70 * time.Second},
 		{name: "default ttl", p: Policy{DefaultTTL: time.Minute}, e: entry(http.Header{}), at: now, lifetime: time.Minute, fresh: true},
+		{name: "default ttl never for an error", p: Policy{DefaultTTL: time.Minute},
+			e: &Entry{Status: 404, Header: http.Header{"Date": {date}}, RequestTime: now, ResponseTime: now}, at: now},
+		{name: "surrogate max-age beats max-age", e: entry(http.Header{"Cache-Control": {"max-age=600"}, "Surrogate-Control": {"max-age=5"}}),
+			at: now, lifetime: 5 * time.Second, fresh: true},
+		{name: "surrogate max-age for another device", e: entry(http.Header{"Cache-Control": {"max-age=600"}, "Surrogate-Control": {"max-age=5;cdn"}}),
+			at: now, lifetime: 10 * time.Minute, fresh: true},
 		{name: "max ttl caps", p: Policy{MaxTTL: 10 * time.Second}, e: entry(http.Header{"Cache-Control": {"max-age=600"}}), at: now,
 			lifetime: 10 * time.Second, fresh: true},
 		{name: "invalid max-age stale", e: entry(http.Header{"Cache-Control": {"max-age=x1"}}), at: now},
@@ -110,6 +131,42 @@ func TestFreshness(t *testing.T) {
 			if f.Fresh() != tt.fresh || f.InStaleWhileRevalidate() != tt.inSWR || f.InStaleIfError() != tt.inSIE {
 				t.Errorf("got fresh %t swr %t sie %t, want %t %t %t", f.Fresh(), f.InStaleWhileRevalidate(), f.InStaleIfError(),
 					tt.fresh, tt.inSWR, tt.inSIE)
+			}
+		})
+	}
+}
+
+// TestInvalidAgeIsStale: an Age that is not one non-negative integer makes
+// the response stale (RFC 9111 §5.1, §4.2.3).
+func TestInvalidAgeIsStale(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		age  []string
+		want bool // fresh
+	}{
+		{"absent", nil, true},
+		{"zero", []string{"0"}, true},
+		{"spaces", []string{" 10 "}, true},
+		{"list", []string{"0, 0"}, false},
+		{"two lines", []string{"0", "0"}, false},
+		{"negative", []string{"-7200"}, false},
+		{"fraction", []string{"7200.0"}, false},
+		{"parameter", []string{"0;foo=bar"}, false},
+		{"letters", []string{"old"}, false},
+		{"empty", []string{""}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{"Cache-Control": {"max-age=3600"}, "Date": {now.Format(http.TimeFormat)}}
+			if tt.age != nil {
+				h["Age"] = tt.age
+			}
+			p := Policy{}
+			f := p.Freshness(&Entry{Status: 200, Header: h, RequestTime: now, ResponseTime: now}, now)
+			if f.Fresh() != tt.want {
+				t.Errorf("got fresh %t, want %t", f.Fresh(), tt.want)
 			}
 		})
 	}
@@ -154,6 +211,31 @@ func TestNotModified(t *testing.T) {
 	}
 }
 
+// TestNotModifiedByDate: without Last-Modified, If-Modified-Since is
+// compared with the stored response's Date (RFC 9111 §4.3.2); an invalid
+// Last-Modified is not replaced by Date.
+func TestNotModifiedByDate(t *testing.T) {
+	date := "Wed, 21 Oct 2025 07:28:00 GMT"
+	tests := []struct {
+		name string
+		resp http.Header
+		ims  string
+		want bool
+	}{
+		{"date not after", http.Header{"Date": {date}}, date, true},
+		{"date after", http.Header{"Date": {date}}, "Wed, 21 Oct 2025 07:00:00 GMT", false},
+		{"invalid last-modified", http.Header{"Date": {date}, "Last-Modified": {"yesterday"}}, date, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := NotModified(http.Header{"If-Modified-Since": {tt.ims}}, tt.resp); got != tt.want {
+				t.Errorf("got %t, want %t", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestRefreshed(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour)
 	e := &Entry{Status: 200, Header: http.Header{"Cache-Control": {"max-age=1"}, "Content-Length": {"3"}, "Etag": {`"a"`}, "Age": {"5"}},
@@ -174,5 +256,21 @@ func TestRefreshed(t *testing.T) {
 	}
 	if !n.ResponseTime.Equal(now) || string(n.Body) != "abc" {
 		t.Errorf("got %v %q, want the new times and the old body", n.ResponseTime, n.Body)
+	}
+}
+
+// TestRefreshedKeepsWhatIdentifiesTheBody: a 304 updates every stored
+// field (RFC 9111 §3.2) but those describing the stored body itself.
+func TestRefreshedKeepsWhatIdentifiesTheBody(t *testing.T) {
+	stored := http.Header{"Content-Type": {"text/plain"}, "Etag": {`"a"`}, "Content-Md5": {"old"},
+		"Content-Encoding": {"gzip"}, "X-Test": {"A"}, "Content-Location": {"/foo"}}
+	e := &Entry{Status: 200, Header: stored, Body: []byte("x")}
+	n := Refreshed(e, http.Header{"Content-Type": {"text/plain;charset=utf-8"}, "Etag": {`"b"`}, "Content-Md5": {"new"},
+		"Content-Encoding": {"br"}, "X-Test": {"B"}, "Content-Location": {"/bar"}}, time.Now(), time.Now())
+	for name, want := range map[string]string{"Content-Type": "text/plain;charset=utf-8", "X-Test": "B",
+		"Content-Location": "/bar", "Etag": `"a"`, "Content-Md5": "old", "Content-Encoding": "gzip"} {
+		if got := n.Header.Get(name); got != want {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
 	}
 }

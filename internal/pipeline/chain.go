@@ -132,6 +132,7 @@ func Chain(cs []Configured, env BuildEnv, terminal http.Handler) (http.Handler, 
 	for _, c := range sorted {
 		e := env
 		e.Scope = c.Scope
+		e.Chain = sorted
 		if env.ConsumerSettings != nil {
 			e.ConsumerPlugins = env.ConsumerSettings[c.Reg.Name]
 		}

@@ -222,6 +222,10 @@ type BuildEnv struct {
 	// ConsumerSettings are every plugin's instances set on consumers;
 	// Chain hands each instance its own plugin's in ConsumerPlugins.
 	ConsumerSettings ConsumerPlugins
+	// Chain holds every instance of the chain being built, in phase order
+	// (this one included), so Build can refuse settings that contradict
+	// another plugin's. Read-only; set by Chain.
+	Chain []Configured
 	// Telemetry hands out the plugin's metric handles; resolve them in
 	// Build, never per request. nil records nothing: every handle it
 	// returns is a no-op.

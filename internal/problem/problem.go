@@ -45,8 +45,18 @@ func Write(w http.ResponseWriter, r *http.Request, status int, title, detail str
 	h["Content-Type"] = []string{ContentType}
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
-	if h.Get("Cache-Control") == "" {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusRequestURITooLong,
+		http.StatusRequestHeaderFieldsTooLarge:
+		// These describe one client's request, never the resource: no
+		// cache may store them, whatever was set before (CPDoS).
 		h["Cache-Control"] = []string{"no-store"}
+		h.Del("Surrogate-Control")
+		h.Del("Expires")
+	default:
+		if h.Get("Cache-Control") == "" {
+			h["Cache-Control"] = []string{"no-store"}
+		}
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {

@@ -66,3 +66,36 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestErrorsAreNeverCacheable: a 400, 413, 414 or 431 describes one
+// client's request; it says no-store whatever caching fields were set
+// before it was written (CPDoS). Other statuses keep a Cache-Control that
+// was set.
+func TestRequestErrorsAreNeverCacheable(t *testing.T) {
+	tests := []struct {
+		status int
+		want   string
+	}{
+		{http.StatusBadRequest, "no-store"},
+		{http.StatusRequestEntityTooLarge, "no-store"},
+		{http.StatusRequestURITooLong, "no-store"},
+		{http.StatusRequestHeaderFieldsTooLarge, "no-store"},
+		{http.StatusServiceUnavailable, "max-age=5"},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			t.Parallel()
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Cache-Control", "max-age=5")
+			rec.Header().Set("Surrogate-Control", "max-age=5")
+			rec.Header().Set("Expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+			Write(rec, httptest.NewRequest(http.MethodGet, "/", nil), tt.status, "", "")
+			if got := rec.Header().Get("Cache-Control"); got != tt.want {
+				t.Errorf("got Cache-Control %q, want %q", got, tt.want)
+			}
+			if tt.want == "no-store" && (rec.Header().Get("Surrogate-Control") != "" || rec.Header().Get("Expires") != "") {
+				t.Errorf("got Surrogate-Control %q Expires %q, want neither", rec.Header().Get("Surrogate-Control"), rec.Header().Get("Expires"))
+			}
+		})
+	}
+}

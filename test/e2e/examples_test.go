@@ -8,15 +8,16 @@ import (
 	"testing"
 )
 
-// TestExamplesValidate runs `portico validate` on every config in examples/
-// and bench/, so a shipped example can never drift from the schema.
+// TestExamplesValidate runs `portico validate` on every config in examples/,
+// bench/ and test/conformance/, so a shipped example can never drift from
+// the schema.
 func TestExamplesValidate(t *testing.T) {
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var files []string
-	for _, pattern := range []string{"examples/*.yaml", "bench/*.yaml"} {
+	for _, pattern := range []string{"examples/*.yaml", "bench/*.yaml", "test/conformance/*.yaml"} {
 		m, err := filepath.Glob(filepath.Join(root, pattern))
 		if err != nil {
 			t.Fatal(err)
@@ -36,6 +37,8 @@ func TestExamplesValidate(t *testing.T) {
 		"BENCH_UPSTREAM=http://127.0.0.1:3003",
 		"BENCH_API_KEY=bench-key",
 		"BENCH_TMP="+t.TempDir(),
+		"CONFORMANCE_LISTEN=127.0.0.1:0",
+		"CONFORMANCE_UPSTREAM=http://127.0.0.1:3005",
 	)
 	for _, f := range files {
 		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {

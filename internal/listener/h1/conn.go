@@ -384,13 +384,15 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 
 // writeError answers a request that cannot be served with problem JSON,
 // like every answer the gateway makes itself, and leaves the connection to
-// be closed, as net/http does.
+// be closed, as net/http does. The answer describes this one request, so
+// it says no-store: a cache in front of the gateway must not serve it to
+// other clients (CPDoS).
 func (c *conn) writeError(code int, why string) {
 	body := problem.Body(code, "", why, "")
 	_ = c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = io.WriteString(c.rwc, "HTTP/1.1 "+itoa3(code)+" "+http.StatusText(code)+
 		"\r\nContent-Type: "+problem.ContentType+"\r\nContent-Length: "+strconv.Itoa(len(body))+
-		"\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"+string(body))
+		"\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"+string(body))
 }
 
 func isCommonNetReadError(err error) bool {

@@ -83,6 +83,9 @@ func TestBadRequests(t *testing.T) {
 			if res.StatusCode != tt.status {
 				t.Errorf("got %d %q, want %d", res.StatusCode, res.body, tt.status)
 			}
+			if got := res.Header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("got Cache-Control %q, want no-store", got)
+			}
 			if !c.closed() {
 				t.Error("connection: got open, want closed")
 			}
@@ -112,8 +115,14 @@ func TestHeaderTooLarge(t *testing.T) {
 	_, addr := start(t, http.HandlerFunc(echo), func(s *Server) { s.MaxHeaderBytes = 1024 })
 	c := dial(t, addr)
 	c.send("GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("a", 8000) + "\r\n\r\n")
-	if res := c.read("GET"); res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+	res := c.read("GET")
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("got %d, want 431", res.StatusCode)
+	}
+	// One client's oversized header must not become everyone's error in a
+	// cache in front of the gateway (CPDoS).
+	if got := res.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("got Cache-Control %q, want no-store", got)
 	}
 	if !c.closed() {
 		t.Error("connection: got open, want closed")

@@ -7,6 +7,8 @@
 //
 //	POST, PUT, PATCH, DELETE … → upstream; a 2xx/3xx answer invalidates the
 //	    URL and its same-origin Location / Content-Location (RFC 9111 §4.4)
+//	GET, HEAD with a body, or with a method or URL override header → upstream
+//	    untouched, nothing looked up or stored (the key could not hold them)
 //	GET, HEAD → key (route, path, normalised query, host, key headers)
 //	 ├─ Get(base) → Vary marker? → Get(base + variant)   (≤ 2 store round trips;
 //	 │   an authenticated request under per_consumer may look under its own key too)
@@ -20,14 +22,22 @@
 //	     streams to the client while up to max_object_size is captured; stored
 //	     when RFC 9111 allows
 //
+// Whatever goes upstream from a lookup is what the key describes: query
+// parameters the key leaves out (query.include / exclude) are removed,
+// and the gateway's own Surrogate-Capability replaces the client's. A
+// lifetime the gateway assigns (default_ttl) never applies to an error
+// or to an answer to a request with credentials or cookies.
+//
 // Store failures are misses; nothing a store does fails a request.
 package cache
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -80,8 +90,42 @@ type handler struct {
 	logger      *slog.Logger
 }
 
+// queryCredential is a plugin that reads a credential from a query
+// parameter and forwards it upstream (key_auth with query and without
+// hide_credentials).
+type queryCredential interface {
+	ForwardedQueryParameter() string
+}
+
+// checkChain refuses query rules that leave out of the key a parameter
+// another plugin of the chain reads a credential from and forwards: the
+// cache removes unkeyed parameters before forwarding, so the upstream
+// would get the credential on writes and bypassed requests and not on
+// those answered through the cache.
+func checkChain(sp *Spec, chain []pipeline.Configured) error {
+	for _, c := range chain {
+		qc, ok := c.Spec.(queryCredential)
+		if !ok {
+			continue
+		}
+		name := qc.ForwardedQueryParameter()
+		if name == "" {
+			continue
+		}
+		if len(sp.Query.Include) > 0 && !slices.Contains(sp.Query.Include, name) || slices.Contains(sp.Query.Exclude, name) {
+			return fmt.Errorf("query: leaves out of the key the parameter %q that %s reads a credential from and forwards; "+
+				"the cache removes such parameters before forwarding: set hide_credentials: true on %s, or keep %q in the key",
+				name, c.Reg.Name, c.Reg.Name, name)
+		}
+	}
+	return nil
+}
+
 func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error) {
 	sp := s.(*Spec)
+	if err := checkChain(sp, env.Chain); err != nil {
+		return nil, err
+	}
 	shared := env.Shared
 	if shared == nil {
 		shared = pipeline.NewShared()
@@ -136,9 +180,10 @@ func build(s pipeline.Spec, env *pipeline.BuildEnv) (pipeline.Middleware, error)
 
 // lookup is what one GET or HEAD found and how its response may be stored.
 type lookup struct {
-	r             *http.Request
-	path, query   string
-	authenticated bool
+	r           *http.Request
+	path, query string
+	// rq is what storing decisions need to know about the request.
+	rq httpcache.Request
 	// consumer is the consumer id under which a private response is
 	// stored ("" when responses to this request are stored shared only).
 	consumer  string
@@ -168,6 +213,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
+	if hasBody(r) || hasOverride(r.Header) {
+		h.bypass(w, r)
+		return
+	}
 	ex := pipeline.FromContext(r.Context())
 	if ex == nil {
 		ex = &pipeline.Exchange{}
@@ -194,8 +243,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	lk := &lookup{r: r, path: path, query: h.keyer.Query(r.URL.RawQuery), noStore: r.Method == http.MethodHead}
-	lk.authenticated = len(r.Header["Authorization"]) > 0 || ex.Consumer != nil && !ex.Consumer.Anonymous
-	if lk.authenticated && h.perConsumer && ex.Consumer != nil && !ex.Consumer.Anonymous && ex.Consumer.ID != "" {
+	lk.rq.Authenticated = authenticated(r.Header, ex)
+	lk.rq.Credentialed = lk.rq.Authenticated || credentialed(r.Header, ex)
+	if lk.rq.Authenticated && h.perConsumer && ex.Consumer != nil && !ex.Consumer.Anonymous && ex.Consumer.ID != "" {
 		lk.consumer = ex.Consumer.ID
 	}
 	lk.shared.base = h.keyer.Base(path, lk.query, r.Host, r.Header, "")
@@ -203,7 +253,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sl := &lk.shared
 	e := h.get(ctx, sl, r.Header)
-	if e != nil && lk.authenticated && !httpcache.SharedWithAuthenticated(e) {
+	if e != nil && lk.rq.Authenticated && !httpcache.SharedWithAuthenticated(e) {
 		e = nil
 	}
 	if lk.consumer != "" {
@@ -260,6 +310,54 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // when stale.
 func ttlParam(f *httpcache.Freshness) string {
 	return strconv.FormatInt(int64((f.Lifetime-f.Age)/time.Second), 10)
+}
+
+// hasBody reports whether a GET or HEAD carries a body, as the proxy
+// would forward it. No key holds a body, and an upstream may answer by it
+// ("fat GET"): such a request bypasses the cache.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// overrideHeaders are the request fields by which frameworks let a client
+// change the method or the path the application sees. An upstream that
+// obeys one answers another request than the key describes (an error, an
+// empty HEAD answer, another resource: CPDoS "HTTP Method Override"), so
+// a request carrying one bypasses the cache.
+var overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Original-Url", "X-Rewrite-Url", "X-Original-Method", "X-Forwarded-Method"}
+
+func hasOverride(h http.Header) bool {
+	for _, name := range overrideHeaders {
+		if len(h[name]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticated reports whether the request counts as authenticated for
+// RFC 9111 §3.5: it carries Authorization, or an authentication plugin
+// admitted it as someone other than the route's anonymous consumer.
+func authenticated(h http.Header, ex *pipeline.Exchange) bool {
+	if len(h["Authorization"]) > 0 {
+		return true
+	}
+	if c := ex.Consumer; c != nil {
+		return !c.Anonymous
+	}
+	return ex.Auth.Passed > 0 || ex.Subject != ""
+}
+
+// credentialed reports whether the request carries a credential beyond
+// those that make it authenticated: a Cookie, Proxy-Authorization, or a
+// credential an authentication plugin saw but did not accept (the request
+// was then admitted as the anonymous consumer, and the credential still
+// goes upstream). The gateway assigns no lifetime to answers to such
+// requests.
+func credentialed(h http.Header, ex *pipeline.Exchange) bool {
+	return len(h["Cookie"]) > 0 || len(h["Proxy-Authorization"]) > 0 ||
+		ex.Auth.Failure != nil && ex.Auth.Failure.Presented
 }
 
 func hasPragmaNoCache(h http.Header) bool {
@@ -372,7 +470,7 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *pipeline.Exc
 	if !leader {
 		h.m.Coalesced.Inc()
 		e, ok := fl.Wait(r.Context(), h.wait)
-		if ok && e != nil && lk.authenticated && lk.flightKey != lk.private.base && !httpcache.SharedWithAuthenticated(e) {
+		if ok && e != nil && lk.rq.Authenticated && lk.flightKey != lk.private.base && !httpcache.SharedWithAuthenticated(e) {
 			e = nil // an anonymous client's answer
 		}
 		if ok && e != nil && httpcache.VaryMatches(e, r.Header) {
@@ -400,23 +498,34 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, ex *pipeline.Exc
 // be stored. It returns the entry waiters for the same key may be served:
 // the stored (or refreshed) response, or the stale one it served instead
 // of an error.
+//
+// What goes upstream is what the key describes: the query without the
+// parameters the key leaves out, and the gateway's Surrogate-Capability
+// instead of the client's.
 func (h *handler) forward(w http.ResponseWriter, r *http.Request, lk *lookup, sl *slot, stale *httpcache.Entry, sf *httpcache.Freshness) *httpcache.Entry {
-	out := r
 	cw := &captureWriter{w: w, h: make(http.Header), hd: h, lk: lk, stale: stale, sf: sf}
+	out := *r
+	out.Header = r.Header.Clone()
+	out.Header["Surrogate-Capability"] = surrogateCapability
+	if q, stripped := h.keyer.StripQuery(r.URL.RawQuery); stripped {
+		u := *r.URL
+		u.RawQuery = q
+		out.URL = &u
+	}
 	if r.Method == http.MethodGet {
-		cp := *r
-		cp.Header = r.Header.Clone()
-		httpcache.StripConditionals(cp.Header)
+		httpcache.StripConditionals(out.Header)
 		if stale != nil {
-			cw.conditional = httpcache.Validators(cp.Header, stale.Header)
+			cw.conditional = httpcache.Validators(out.Header, stale.Header)
 		}
-		out = &cp
 		cw.clientConditional = len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0
 	}
 	cw.reqTime = time.Now()
-	h.next.ServeHTTP(cw, out)
+	h.next.ServeHTTP(cw, &out)
 	return cw.finish(sl, time.Now())
 }
+
+// surrogateCapability is the Surrogate-Capability sent upstream.
+var surrogateCapability = []string{httpcache.SurrogateCapability}
 
 // refreshLater revalidates a stale entry in the background, once per key
 // at a time, with a detached copy of the request.

@@ -79,6 +79,7 @@ func answer(status int, body string, kv ...string) http.HandlerFunc {
 type gwOptions struct {
 	route     string
 	keyAuth   bool   // put key_auth and the auth gate in front
+	keyAuthIn string // key_auth's settings ("": its defaults)
 	anonymous string // the gate's anonymous consumer
 	consumers []config.Consumer
 	shared    *pipeline.Shared
@@ -118,7 +119,7 @@ func buildGateway(t *testing.T, originURL, settings string, opts gwOptions) (*gw
 	g := &gw{shared: opts.shared, tel: opts.tel}
 	chain := []pipeline.Configured{authtest.Configure(t, Registration(), settings)}
 	if opts.keyAuth {
-		chain = append(chain, authtest.Configure(t, keyauth.Registration(), ""))
+		chain = append(chain, authtest.Configure(t, keyauth.Registration(), opts.keyAuthIn))
 		gate := ""
 		if opts.anonymous != "" {
 			gate = "anonymous: " + opts.anonymous
@@ -175,7 +176,13 @@ func (r result) cacheStatus() string { return strings.Join(r.header.Values("Cach
 // do sends method path with header fields kv.
 func (g *gw) do(t *testing.T, method, path string, kv ...string) result {
 	t.Helper()
-	req, err := http.NewRequest(method, g.url+path, nil)
+	return g.send(t, method, path, nil, kv...)
+}
+
+// send sends method path with body (nil: none) and header fields kv.
+func (g *gw) send(t *testing.T, method, path string, body io.Reader, kv ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, g.url+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,3 +81,34 @@ func TestMemoryBoundLargestWins(t *testing.T) {
 		t.Errorf("got limit %d after the reload, want 16MiB", got)
 	}
 }
+
+// TestRefusesUnkeyedQueryCredential: query rules that leave out of the key
+// the parameter key_auth reads and forwards are refused at compile time,
+// since the cache would remove it before forwarding; with
+// hide_credentials, or with the parameter in the key, they are accepted.
+func TestRefusesUnkeyedQueryCredential(t *testing.T) {
+	o := newOrigin(t, answer(200, "ok"))
+	tests := []struct {
+		name, keyAuth, cache string
+		refused              bool
+	}{
+		{"excluded", "{query: apikey}", "query: {exclude: [apikey]}", true},
+		{"not included", "{query: apikey}", "query: {include: [page]}", true},
+		{"included", "{query: apikey}", "query: {include: [page, apikey]}", false},
+		{"every parameter", "{query: apikey}", "", false},
+		{"hidden", "{query: apikey, hide_credentials: true}", "query: {exclude: [apikey]}", false},
+		{"header only", "{}", "query: {include: [page]}", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := buildGateway(t, o.URL, tt.cache, gwOptions{keyAuth: true, keyAuthIn: tt.keyAuth, consumers: testConsumers})
+			if tt.refused != (err != nil) {
+				t.Fatalf("got error %v, want refused %t", err, tt.refused)
+			}
+			if err != nil && !strings.Contains(err.Error(), `query: leaves out of the key the parameter "apikey" that key_auth reads`) {
+				t.Errorf("got %q, want it to name the parameter and key_auth", err.Error())
+			}
+		})
+	}
+}

@@ -81,8 +81,8 @@ func (cw *captureWriter) WriteHeader(code int) {
 	}
 	lk := cw.lk
 	if lk.r.Method == http.MethodGet && !lk.noStore {
-		cc := httpcache.ParseCacheControl(cw.h["Cache-Control"])
-		d := cw.hd.policy.Storable(code, cw.h, &cc, lk.authenticated, false)
+		cc := httpcache.ParseResponseControl(cw.h)
+		d := cw.hd.policy.Storable(code, cw.h, &cc, &lk.rq)
 		if d == httpcache.StorePrivate && lk.consumer == "" {
 			d = httpcache.NotStorable
 		}
@@ -178,7 +178,18 @@ func (cw *captureWriter) finish(sl *slot, respTime time.Time) *httpcache.Entry {
 		return nil
 	case cw.mode == modeSwallowed && cw.status == http.StatusNotModified:
 		e := httpcache.Refreshed(cw.stale, cw.h, cw.reqTime, respTime)
-		hd.put(lk, sl, e)
+		// The 304 may have changed what the entry says about caching:
+		// keep it only if it may still be stored where it is (a private
+		// answer only under the consumer's own key).
+		cc := httpcache.ParseResponseControl(e.Header)
+		switch d := hd.policy.Storable(e.Status, e.Header, &cc, &lk.rq); {
+		case d == httpcache.StoreShared, d == httpcache.StorePrivate && lk.private.base != "" && sl.base == lk.private.base:
+			hd.put(lk, sl, e)
+		default:
+			if err := hd.store.Delete(storeCtx(lk.r), sl.key); err != nil {
+				hd.storeError(err)
+			}
+		}
 		f := hd.policy.Freshness(e, time.Now())
 		hd.m.Revalidated.Inc()
 		hd.serve(cw.w, lk.r, e, f.Age, "portico; fwd="+lk.fwd+"; fwd-status=304; ttl="+ttlParam(&f), true)

@@ -46,6 +46,16 @@ type Spec struct {
 
 var _ pipeline.Spec = (*Spec)(nil)
 
+// ForwardedQueryParameter names the query parameter that carries the key
+// and is forwarded upstream with it ("" when the key is read from the
+// header only, or removed before forwarding).
+func (s *Spec) ForwardedQueryParameter() string {
+	if s.HideCredentials {
+		return ""
+	}
+	return s.Query
+}
+
 // Validate checks that the key has somewhere to come from.
 func (s *Spec) Validate(p config.Path) error {
 	var errs []error
