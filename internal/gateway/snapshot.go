@@ -82,7 +82,11 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ServeEdge routes a request the edge prepared and runs the matched
 // route's chain (or the chain of unmatched requests around a problem).
 func (s *Snapshot) ServeEdge(st *edge.State, w http.ResponseWriter, r *http.Request) {
-	norm, err := router.NormalizePath(r.URL.EscapedPath())
+	raw, err := router.RequestPath(r.URL)
+	var norm string
+	if err == nil {
+		norm, err = router.NormalizePath(raw)
+	}
 	if err != nil {
 		s.badPath.ServeHTTP(w, r)
 		return

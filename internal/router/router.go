@@ -9,8 +9,9 @@
 // nothing for exact and prefix matches. A Table is safe for concurrent use.
 // The gateway calls, per request:
 //
-//	norm, err := router.NormalizePath(r.URL.EscapedPath()) // 400 on error
-//	m, res := table.Lookup(r, norm)                         // 404, 405 or a route
+//	raw, err := router.RequestPath(r.URL)   // 400 on error
+//	norm, err := router.NormalizePath(raw)  // 400 on error
+//	m, res := table.Lookup(r, norm)          // 404, 405 or a route
 //
 // # Hosts
 //
@@ -78,26 +79,36 @@
 //
 // NormalizePath is a security boundary: routing, strip_prefix and the
 // upstream request all use its output, so a path the gateway routes is the
-// path the upstream sees. It:
+// path the upstream sees. Its input is the path as the client sent it
+// (RequestPath), not as net/url escaped it again. It:
 //
 //   - accepts only paths that start with "/"; the empty path is "/";
 //   - rejects with ErrEncodedSeparator an encoded "/" or "\" ("%2F", "%5C",
 //     either case), which upstreams disagree about;
-//   - rejects with ErrBadPath an encoded NUL ("%00"), a raw byte below 0x20
-//     or 0x7f, a raw "\", an invalid escape ("%zz", "%4"), and a dot segment
-//     with parameters ("..;x", ".;x"), which some Java servers resolve as
-//     "..";
+//   - rejects with ErrBadPath what a lenient backend could read as another
+//     path: an encoded percent sign followed by two hex digits, raw or
+//     encoded ("%252e", "%25%32%65"), which a backend that decodes twice
+//     reads as an escape; escapes whose bytes are not valid UTF-8 in
+//     shortest form ("%C0%AE", "%E0%80%AE", a lone "%80", a truncated
+//     sequence, a surrogate), which old decoders read as "." or "/"; a raw
+//     byte above 0x7f (RFC 3986 allows only ASCII); a ";", raw or encoded,
+//     after which Tomcat and Spring strip the segment's parameters; an
+//     encoded control byte ("%00" to "%1F", "%7F") and a raw one (below
+//     0x20, or 0x7f); a raw "#" (a fragment is never sent); a raw "\"; and
+//     an invalid escape ("%zz", "%4");
 //   - decodes escapes of unreserved characters (letters, digits, "-", ".",
 //     "_", "~") and upper-cases the hex digits of the other escapes, so
 //     "%2e%2e" is ".." and "%3a" is "%3A";
+//   - escapes the raw characters that RFC 3986 leaves out of paths and that
+//     net/url escapes too (space, '"', "<", ">", "^", "`", "{", "|", "}");
 //   - merges repeated slashes, removes "." segments and resolves ".."
 //     segments, never above the root ("/../a" is "/a"); a path that ended
 //     with "/" or with a dot segment ends with "/" ("/a/b/.." is "/a/").
 //
-// Raw bytes of 0x80 and above are kept as they are: net/http escapes them in
-// EscapedPath, and they cannot form a separator or a dot segment.
-// Normalization is idempotent, and a canonical path (the common case) is
-// returned without allocating.
+// An accepted path therefore decodes, once, to valid UTF-8 without control
+// bytes or ";", and decoding it a second time changes nothing. Normalization
+// is idempotent, and a canonical path (the common case) is returned without
+// allocating.
 package router
 
 import (
