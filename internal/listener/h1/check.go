@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 
@@ -34,6 +35,58 @@ func checkRequest(req *http.Request) (int, string) {
 		}
 	}
 	return 0, ""
+}
+
+// checkHostField applies net/http's checks of the Host header field to a
+// request whose target is not in origin-form, from the recorded bytes of
+// its head: an HTTP/1.1 request needs one (RFC 9112 section 3.2, CONNECT
+// aside, as net/http), and its value must be valid even though the
+// target's authority replaces it. ReadRequest has already refused two.
+func checkHostField(req *http.Request, head []byte) (int, string) {
+	n, v := hostFields(head)
+	if n == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect {
+		return http.StatusBadRequest, "missing required Host header"
+	}
+	if n == 1 && !validHost(v) {
+		return http.StatusBadRequest, "malformed Host header"
+	}
+	return 0, ""
+}
+
+// hostFields returns how many Host field lines the request head at the
+// start of b has, and the value of the last one, with folded lines joined
+// as textproto joins them.
+func hostFields(b []byte) (n int, v string) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return 0, ""
+	}
+	b = b[i+1:] // past the request line
+	inHost := false
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		switch {
+		case len(line) == 0:
+			return n, v
+		case line[0] == ' ' || line[0] == '\t':
+			if inHost {
+				v += " " + strings.Trim(string(line), " \t")
+			}
+			continue
+		}
+		inHost = len(line) > 4 && line[4] == ':' && strings.EqualFold(string(line[:4]), "Host")
+		if inHost {
+			n++
+			v = strings.Trim(string(line[5:]), " \t")
+		}
+	}
+	return n, v
 }
 
 // hostByte marks the bytes accepted in a Host header: those of a

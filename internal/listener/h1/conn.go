@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -199,9 +200,11 @@ func (c *conn) serve() {
 // serveOne reads, checks and answers one request whose head began at
 // start; it reports whether the connection may carry another.
 func (c *conn) serveOne(start time.Time) bool {
+	recorded := c.recordHead()
 	req, err := http.ReadRequest(c.bufr)
 	hitLimit := c.cr.hitLimit
 	c.cr.unlimit()
+	c.cr.recording = false
 	if err != nil {
 		switch {
 		case hitLimit:
@@ -218,6 +221,14 @@ func (c *conn) serveOne(start time.Time) bool {
 	if code, why := checkRequest(req); code != 0 {
 		c.writeError(code, why)
 		return false
+	}
+	if recorded {
+		code, why := checkHostField(req, c.cr.rec)
+		c.cr.dropRecord()
+		if code != 0 {
+			c.writeError(code, why)
+			return false
+		}
 	}
 
 	ctx, cancel := context.WithCancel(c.baseCtx)
@@ -290,6 +301,21 @@ func (c *conn) serveOne(start time.Time) bool {
 		c.linger = true
 	}
 	return flushErr == nil && !w.closeAfter && !broken
+}
+
+// recordHead starts keeping the bytes of the request head unless the
+// bytes already buffered show an origin-form target ("GET /..."), the
+// common case. http.ReadRequest removes the Host header, and with any
+// other target form (absolute-form above all) req.Host is not taken from
+// it: the record lets checkHostField apply net/http's Host checks.
+func (c *conn) recordHead() bool {
+	buf, _ := c.bufr.Peek(c.bufr.Buffered())
+	if sp := bytes.IndexByte(buf, ' '); sp >= 0 && sp+1 < len(buf) && buf[sp+1] == '/' {
+		return false
+	}
+	c.cr.rec = append(c.cr.rec[:0], buf...)
+	c.cr.recording = true
+	return true
 }
 
 // runHandler calls the handler; a panic aborts the connection (logged
@@ -425,6 +451,19 @@ type connReader struct {
 	limited  bool
 	remain   int64
 	hitLimit bool
+
+	// While recording, every byte read is also appended to rec (see
+	// recordHead); the head limit bounds it.
+	recording bool
+	rec       []byte
+}
+
+// dropRecord empties the record, and lets a large one go.
+func (cr *connReader) dropRecord() {
+	cr.rec = cr.rec[:0]
+	if cap(cr.rec) > 16<<10 {
+		cr.rec = nil
+	}
 }
 
 func (cr *connReader) limit(n int64) { cr.limited, cr.remain, cr.hitLimit = true, n, false }
@@ -447,10 +486,16 @@ func (cr *connReader) Read(p []byte) (int, error) {
 		p[0] = cr.b
 		cr.hasByte = false
 		cr.remain--
+		if cr.recording {
+			cr.rec = append(cr.rec, p[0])
+		}
 		return 1, nil
 	}
 	n, err := cr.c.rwc.Read(p)
 	cr.remain -= int64(n)
+	if cr.recording {
+		cr.rec = append(cr.rec, p[:n]...)
+	}
 	return n, err
 }
 
