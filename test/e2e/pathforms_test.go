@@ -369,3 +369,38 @@ func TestConnectAndTraceRefusedUnlessListed(t *testing.T) {
 		}
 	})
 }
+
+// TestTargetFormsAnsweredAlikeOnBothServers sends requests that the HTTP
+// server or the router refuses whatever the path: each listener answers
+// with the same status.
+func TestTargetFormsAnsweredAlikeOnBothServers(t *testing.T) {
+	t.Parallel()
+	g, roots, open, _ := pathFormsGateway(t, "", "")
+	tests := []struct {
+		name, request string
+		want          int
+	}{
+		{"absolute-form without Host", "GET http://gw.test/x HTTP/1.1\r\nConnection: close\r\n\r\n", 400},
+		{"absolute-form with a malformed Host", "GET http://gw.test/x HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n", 400},
+		{"asterisk-form", "OPTIONS * HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n", 400},
+		{"absolute-form HTTP/1.0 without Host", "GET http://gw.test/x HTTP/1.0\r\n\r\n", 200},
+	}
+	for _, l := range pathFormsListeners(g, roots) {
+		for _, tt := range tests {
+			t.Run(l.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				resp, body := l.send(t, tt.request)
+				if resp.StatusCode != tt.want {
+					t.Errorf("%s: got %d, want %d; body %s", firstLine(tt.request), resp.StatusCode, tt.want, body)
+				}
+			})
+		}
+	}
+	t.Cleanup(func() {
+		for _, s := range open.requests() {
+			if s.Method != http.MethodGet || s.URI != "/x" {
+				t.Errorf("open upstream received %s %s, want only GET /x", s.Method, s.URI)
+			}
+		}
+	})
+}
