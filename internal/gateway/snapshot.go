@@ -59,9 +59,14 @@ func (s *Snapshot) Config() *config.Config { return s.cfg }
 // Routes describes the compiled routes.
 func (s *Snapshot) Routes() []RouteInfo { return s.routes }
 
-// ServeHTTP serves one request with this snapshot.
+// ServeHTTP serves one request with this snapshot. The probes answer
+// any method but CONNECT and TRACE, which are routed like every request:
+// a 200 to CONNECT would tell the client a tunnel is open.
 func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
+		p = ""
+	}
 	if p == s.healthPath {
 		writeStatusJSON(w, http.StatusOK, `{"status":"healthy"}`)
 		return

@@ -331,6 +331,8 @@ func TestConnectAndTraceRefusedUnlessListed(t *testing.T) {
 		{"TRACE", "TRACE / HTTP/1.1\r\nHost: gw.test", 405, anyAllow, ""},
 		{"TRACE to admin", "TRACE /admin/x HTTP/1.1\r\nHost: gw.test", 405, anyAllow, ""},
 		{"TRACE where GET is listed", "TRACE /tunnel HTTP/1.1\r\nHost: gw.test", 405, "CONNECT, " + anyAllow, ""},
+		{"CONNECT to the health probe", "CONNECT /health HTTP/1.1\r\nHost: gw.test", 405, anyAllow, ""},
+		{"TRACE to the ready probe", "TRACE /ready HTTP/1.1\r\nHost: gw.test", 405, anyAllow, ""},
 		{"TRACE listed", "TRACE /trace/a HTTP/1.1\r\nHost: gw.test", 200, "", "TRACE /trace/a"},
 		{"CONNECT listed gets no tunnel", "CONNECT /tunnel HTTP/1.1\r\nHost: gw.test", 502, "", "CONNECT /tunnel"},
 		{"CONNECT listed by host gets no tunnel", "CONNECT proxy.test:443 HTTP/1.1\r\nHost: proxy.test:443", 502, "", "CONNECT /"},
