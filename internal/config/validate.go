@@ -430,9 +430,53 @@ func (v *validator) literalPath(p Path, s string) bool {
 				return false
 			}
 		}
-		return true
+		return v.decodedPath(p, s)
 	}
 	return false
+}
+
+// decodedPath checks what a route path decodes to against the forms the
+// gateway refuses in requests (see router.NormalizePath), so that no route
+// names a path that no request can have. s has valid escapes.
+func (v *validator) decodedPath(p Path, s string) bool {
+	dec := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			i += 2
+		}
+		dec = append(dec, c)
+	}
+	for i, c := range dec {
+		switch {
+		case c == ';':
+			v.errf(p, `path must not contain ";", raw or encoded: requests with path parameters are refused`)
+			return false
+		case c < 0x20 || c == 0x7f:
+			v.errf(p, "path must not contain an encoded control character: requests with one are refused")
+			return false
+		case c == '%' && i+2 < len(dec) && isHex(dec[i+1]) && isHex(dec[i+2]):
+			v.errf(p, `path must not contain "%%25" followed by two hex digits (double percent-encoding): requests with it are refused`)
+			return false
+		}
+	}
+	if !utf8.Valid(dec) {
+		v.errf(p, "path must decode to valid UTF-8: requests whose escapes do not are refused")
+		return false
+	}
+	return true
+}
+
+// unhex returns the value of a hex digit already known to be valid.
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // isPathChar reports whether c may appear unescaped in a URL path: RFC 3986

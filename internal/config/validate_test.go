@@ -88,7 +88,9 @@ func TestValidate(t *testing.T) {
 			c.Routes[1].PathRewrite = &PathRewrite{Pattern: "^/api/users/(?P<id>[0-9]+)$", Replacement: "${id}"}
 		}, nil},
 		{"exact root", func(c *Config) { c.Routes[0].Match.Paths = []string{"=/"} }, nil},
-		{"encoded path", func(c *Config) { c.Routes[0].Match.Paths = []string{"/a%2Fb/@:!$&'()*+,;=-._~"} }, nil},
+		{"encoded path", func(c *Config) { c.Routes[0].Match.Paths = []string{"/a%2Fb/@:!$&'()*+,=-._~/caf%C3%A9/100%25"} }, nil},
+		{"path parameter", func(c *Config) { c.Routes[0].Match.Paths = []string{"/admin;x"} },
+			[]string{`routes[0].match.paths[0]: path must not contain ";", raw or encoded: requests with path parameters are refused`}},
 		{"wildcard only", func(c *Config) { c.Routes[0].Match.Hosts = []string{"*"} },
 			[]string{`routes[0].match.hosts[0]: "*" is allowed only as the whole first label, like "*.example.com"`}},
 		{"trailing dot", func(c *Config) { c.Routes[0].Match.Hosts = []string{"example.com."} },

@@ -177,7 +177,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		status int
 		detail string
 	}{
-		{&s.badPath, http.StatusBadRequest, "the request path is malformed or contains encoded separators"},
+		{&s.badPath, http.StatusBadRequest, "the request target is malformed, or a path a backend could read as another"},
 		{&s.notFound, http.StatusNotFound, "no route matches the request"},
 		{&s.notAllowed, http.StatusMethodNotAllowed, "the route does not allow this method"},
 		{&s.badCredential, http.StatusBadRequest, "the request carries the Authorization header more than once; send one credential"},

@@ -59,9 +59,14 @@ func (s *Snapshot) Config() *config.Config { return s.cfg }
 // Routes describes the compiled routes.
 func (s *Snapshot) Routes() []RouteInfo { return s.routes }
 
-// ServeHTTP serves one request with this snapshot.
+// ServeHTTP serves one request with this snapshot. The probes answer
+// any method but CONNECT and TRACE, which are routed like every request:
+// a 200 to CONNECT would tell the client a tunnel is open.
 func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
+		p = ""
+	}
 	if p == s.healthPath {
 		writeStatusJSON(w, http.StatusOK, `{"status":"healthy"}`)
 		return
@@ -82,7 +87,11 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ServeEdge routes a request the edge prepared and runs the matched
 // route's chain (or the chain of unmatched requests around a problem).
 func (s *Snapshot) ServeEdge(st *edge.State, w http.ResponseWriter, r *http.Request) {
-	norm, err := router.NormalizePath(r.URL.EscapedPath())
+	raw, err := router.RequestPath(r.URL)
+	var norm string
+	if err == nil {
+		norm, err = router.NormalizePath(raw)
+	}
 	if err != nil {
 		s.badPath.ServeHTTP(w, r)
 		return

@@ -81,6 +81,10 @@ func (l *Listener) stdServer(o Options) *http.Server {
 		IdleTimeout:       o.Server.IdleTimeout.D(),
 		MaxHeaderBytes:    int(o.Server.MaxHeaderBytes),
 		ErrorLog:          o.ErrorLog,
+		// "OPTIONS *" reaches the gateway, which refuses the asterisk-form
+		// as the lean server's listeners do, instead of net/http answering
+		// 200 on its own.
+		DisableGeneralOptionsHandler: true,
 	}
 	if t := o.Config.TLS; t != nil {
 		min := uint16(tls.VersionTLS12)

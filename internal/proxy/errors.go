@@ -99,6 +99,9 @@ func detailFor(status int, err error) string {
 	case http.StatusInternalServerError:
 		return "request could not be forwarded"
 	}
+	if errors.Is(err, errTunnel) {
+		return "the gateway does not open tunnels"
+	}
 	if errors.Is(err, errMalformed) || errors.Is(err, errHeadTooLarge) || errors.Is(err, errBadSwitch) {
 		return "upstream sent an invalid response"
 	}

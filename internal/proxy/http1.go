@@ -42,6 +42,11 @@ var aLongTimeAgo = time.Unix(1, 0)
 // or for another protocol.
 var errBadSwitch = errors.New("upstream switched to a protocol the client did not ask for")
 
+// errTunnel marks a 2xx answer to CONNECT: the upstream opened a tunnel,
+// and the gateway never relays one (RFC 9110 section 9.3.6: what follows
+// a 2xx to CONNECT is tunnel data, not a response body).
+var errTunnel = errors.New("upstream opened a tunnel for CONNECT")
+
 // HTTP1Options configure the HTTP/1.1 client.
 type HTTP1Options struct {
 	// Connect bounds the dial (default DefaultConnectTimeout).
@@ -515,6 +520,9 @@ func (c *call) readHead(start time.Time) error {
 		if s >= 200 || s == http.StatusSwitchingProtocols {
 			if s == http.StatusSwitchingProtocols && c.upgrade == "" {
 				return errBadSwitch
+			}
+			if s < 300 && c.r.Method == http.MethodConnect {
+				return errTunnel
 			}
 			return nil
 		}

@@ -116,7 +116,8 @@ func classify(ctx context.Context, err error, status int) upstream.Result {
 	)
 	switch {
 	case ctx.Err() != nil, errors.Is(err, context.Canceled), errors.As(err, &write),
-		errors.As(err, &body), errors.As(err, &maxBytes), errors.Is(err, errBadTarget):
+		errors.As(err, &body), errors.As(err, &maxBytes), errors.Is(err, errBadTarget),
+		errors.Is(err, errTunnel): // the target answered; the gateway refuses the answer
 		return upstream.Canceled
 	}
 	return upstream.ConnFailure

@@ -274,3 +274,50 @@ func TestProxyHTTP2Client(t *testing.T) {
 		})
 	}
 }
+
+// TestProxyNeverTunnelsConnect checks that a CONNECT a route forwards gets
+// no tunnel: an upstream that opens one (answers 2xx) is answered with 502
+// and its tunnel data never reaches the client; any other answer is
+// relayed as a response.
+func TestProxyNeverTunnelsConnect(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		answer string
+		want   int
+	}{
+		{"upstream opens a tunnel", "HTTP/1.1 200 Connection Established\r\n\r\nTUNNEL-DATA", http.StatusBadGateway},
+		{"upstream opens a tunnel with a length", "HTTP/1.1 204 No Content\r\n\r\nTUNNEL-DATA", http.StatusBadGateway},
+		{"upstream refuses", "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nContent-Length: 2\r\n\r\nno", http.StatusMethodNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := make(chan string, 1)
+			upURL := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+				r, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				got <- r.Method + " " + r.RequestURI
+				_, _ = io.WriteString(c, tt.answer)
+				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+				_, _ = br.ReadByte() // hold the tunnel open until the gateway closes it
+			})
+			h, _ := newProxy(t, upURL, nil)
+			g := startGateway(t, h, nil)
+			resp := rawRoundTrip(t, g.Listener.Addr().String(), "CONNECT /t HTTP/1.1\r\nHost: x\r\n\r\n")
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status: got %d, want %d; body %q", resp.StatusCode, tt.want, body)
+			}
+			if strings.Contains(string(body), "TUNNEL-DATA") {
+				t.Errorf("body: got %q, the upstream's tunnel data", body)
+			}
+			if line := <-got; line != "CONNECT /t" {
+				t.Errorf("upstream request: got %q, want %q", line, "CONNECT /t")
+			}
+		})
+	}
+}

@@ -95,7 +95,11 @@ func pick[T any](rules []*rule[T], r *http.Request, mm *uint64) *rule[T] {
 		if !rl.conditionsHold(r) {
 			continue
 		}
-		if rl.methods == nil || containsString(rl.methods, r.Method) {
+		if rl.methods == nil {
+			if !isExplicitMethod(r.Method) {
+				return rl
+			}
+		} else if containsString(rl.methods, r.Method) {
 			return rl
 		}
 		*mm |= rl.mask

@@ -34,6 +34,9 @@ func FuzzLookup(f *testing.F) {
 		{"GET", "[", "", "", ""},
 		{"GET", ":", "*", "=&=", ""},
 		{"GET", "a.", "//..//%2e/caf%c3%a9", "", ""},
+		{"CONNECT", "api.example.com:443", "", "", ""},
+		{"TRACE", "x.example.org", "/a/b/c", "", "2"},
+		{"CONNECT", "", "/users/1", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.host, s.path, s.query, s.header)
@@ -68,6 +71,10 @@ func checkLookup(t *testing.T, table *Table[string], r *http.Request, path strin
 			t.Fatalf("Lookup(%s %q): MethodNotAllowed but Allow %q lists the method", r.Method, path, m.Allow)
 		}
 	case Matched:
+		// No rule of fuzzRules lists CONNECT or TRACE.
+		if r.Method == "CONNECT" || r.Method == "TRACE" {
+			t.Fatalf("Lookup(%s %q): matched %q, which does not list the method", r.Method, path, m.Value)
+		}
 		switch m.Kind {
 		case Exact:
 			if m.Value != "exact" && m.Value != "host" {

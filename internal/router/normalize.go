@@ -3,12 +3,16 @@ package router
 import (
 	"bytes"
 	"errors"
+	"unicode/utf8"
 )
 
 // ErrBadPath is returned by NormalizePath for a path that does not start
-// with "/", holds a raw control byte (below 0x20, or 0x7f), a raw backslash,
-// an encoded NUL ("%00"), an invalid percent escape ("%zz", "%4"), or a
-// dot segment carrying parameters ("..;x").
+// with "/" or that a lenient backend could read as another path: one
+// holding a raw control byte (below 0x20, or 0x7f), a raw backslash, a raw
+// "#", a raw byte above 0x7f, a ";" (raw or encoded), an encoded control
+// byte ("%00" to "%1F", "%7F"), an encoded percent sign followed by two hex
+// digits ("%252e"), encoded bytes that are not valid UTF-8 ("%C0%AE"), or
+// an invalid percent escape ("%zz", "%4").
 var ErrBadPath = errors.New("invalid request path")
 
 // ErrEncodedSeparator is returned by NormalizePath for a path holding an
@@ -17,18 +21,37 @@ var ErrEncodedSeparator = errors.New("encoded slash or backslash in request path
 
 const upperHex = "0123456789ABCDEF"
 
-// special marks the bytes isCanonical must look at; the others are copied
-// as they are.
-var special = func() (t [256]bool) {
+// Byte classes of a raw (not percent-encoded) path byte.
+const (
+	rawKeep    = iota // copied as it is
+	rawSpecial        // "/" or "%": structure
+	rawRefuse         // the path is refused
+	rawEscape         // percent-encoded in the canonical form
+)
+
+// rawClass classifies the raw bytes of a path. isCanonical only looks
+// further at the bytes that are not rawKeep.
+var rawClass = func() (t [256]uint8) {
 	for c := range 0x20 {
-		t[c] = true
+		t[c] = rawRefuse
 	}
-	t['/'], t['%'], t['\\'], t[0x7f] = true, true, true, true
+	for c := 0x7f; c < 0x100; c++ {
+		t[c] = rawRefuse
+	}
+	for _, c := range `\#;` {
+		t[c] = rawRefuse
+	}
+	// Outside the RFC 3986 path characters, but sent by some clients:
+	// escaped, as net/url escapes them.
+	for _, c := range " \"<>^`{|}" {
+		t[c] = rawEscape
+	}
+	t['/'], t['%'] = rawSpecial, rawSpecial
 	return t
 }()
 
-// NormalizePath returns the canonical escaped form of an escaped request
-// path (as from url.URL.EscapedPath). The rules are listed in the package
+// NormalizePath returns the canonical escaped form of a request path as
+// the client sent it (RequestPath). The rules are listed in the package
 // documentation. An already canonical path is returned unchanged without
 // allocating.
 func NormalizePath(escaped string) (string, error) {
@@ -50,31 +73,39 @@ func NormalizePath(escaped string) (string, error) {
 func isCanonical(s string) bool {
 	segStart := 1
 	for i := 1; i < len(s); i++ {
-		if !special[s[i]] {
+		switch rawClass[s[i]] {
+		case rawKeep:
 			continue
+		case rawRefuse, rawEscape:
+			return false
 		}
-		switch c := s[i]; {
-		case c == '/':
+		if s[i] == '/' {
 			if !canonicalSegment(s[segStart:i]) {
 				return false
 			}
 			segStart = i + 1
-		case c == '%':
-			if i+2 >= len(s) {
-				return false
-			}
-			hi, lo := s[i+1], s[i+2]
-			if !isUpperHex(hi) || !isUpperHex(lo) {
-				return false
-			}
-			b := unhexDigit(hi)<<4 | unhexDigit(lo)
-			if b == 0 || b == '/' || b == '\\' || isUnreserved(b) {
-				return false
-			}
-			i += 2
-		case c < 0x20 || c == 0x7f || c == '\\':
+			continue
+		}
+		// s[i] == '%'
+		if i+2 >= len(s) || !isUpperHex(s[i+1]) || !isUpperHex(s[i+2]) {
 			return false
 		}
+		switch b := unhexDigit(s[i+1])<<4 | unhexDigit(s[i+2]); {
+		case b >= 0x80:
+			n, ok := utf8Escapes(s, i)
+			if !ok || !upperEscapes(s[i+3:i+n]) {
+				return false
+			}
+			i += n - 1
+			continue
+		case b == '%':
+			if i+4 < len(s) && isHex(s[i+3]) && isHex(s[i+4]) {
+				return false
+			}
+		case refusedEscape(b) || b == '/' || b == '\\' || isUnreserved(b):
+			return false
+		}
+		i += 2
 	}
 	// The last segment may be empty: "/" or a trailing slash.
 	last := s[segStart:]
@@ -84,30 +115,65 @@ func isCanonical(s string) bool {
 // canonicalSegment reports whether a segment between two slashes is kept
 // as it is: not empty and not a dot segment.
 func canonicalSegment(seg string) bool {
-	if seg == "" {
-		return false
-	}
-	if seg[0] != '.' {
-		return true
-	}
-	return !isDotSegment(seg) && !isDotParamSegment(seg)
+	return seg != "" && !isDotSegment(seg)
 }
 
 func isDotSegment[S string | []byte](seg S) bool {
 	return len(seg) == 1 && seg[0] == '.' || len(seg) == 2 && seg[0] == '.' && seg[1] == '.'
 }
 
-// isDotParamSegment reports whether seg is "." or ".." followed by ";" path
-// parameters, which some servers (Tomcat, Jetty) resolve as a dot segment.
-func isDotParamSegment[S string | []byte](seg S) bool {
-	return len(seg) >= 2 && seg[0] == '.' &&
-		(seg[1] == ';' || (len(seg) >= 3 && seg[1] == '.' && seg[2] == ';'))
+// refusedEscape reports whether an escape of b makes the path refused
+// with ErrBadPath: a control byte, which no route needs and some backends
+// truncate at or log raw, and ";", which Tomcat and Spring read as the
+// start of path parameters once decoded.
+func refusedEscape(b byte) bool { return b < 0x20 || b == 0x7f || b == ';' }
+
+// upperEscapes reports whether every escape in s, a run of escapes, has
+// upper-case hex digits.
+func upperEscapes(s string) bool {
+	for i := 0; i+2 < len(s); i += 3 {
+		if !isUpperHex(s[i+1]) || !isUpperHex(s[i+2]) {
+			return false
+		}
+	}
+	return true
+}
+
+// utf8Escapes checks the character whose first byte is the escape at s[i],
+// a byte above 0x7f: every byte of the character must be escaped, and the
+// bytes must be valid UTF-8 in shortest form (no overlong forms such as
+// "%C0%AE", no surrogates, nothing above U+10FFFF). It returns the length
+// in s of the character's escapes.
+func utf8Escapes(s string, i int) (int, bool) {
+	var buf [utf8.UTFMax]byte
+	n := 0
+	for ; n < len(buf); n++ {
+		j := i + 3*n
+		if j+2 >= len(s) || s[j] != '%' {
+			break
+		}
+		hi, ok1 := unhex(s[j+1])
+		lo, ok2 := unhex(s[j+2])
+		if !ok1 || !ok2 {
+			return 0, false
+		}
+		b := hi<<4 | lo
+		if n > 0 && (b < 0x80 || utf8.RuneStart(b)) {
+			break
+		}
+		buf[n] = b
+	}
+	r, size := utf8.DecodeRune(buf[:n])
+	if r == utf8.RuneError && size <= 1 || size != n {
+		return 0, false
+	}
+	return 3 * n, true
 }
 
 // normalizeSlow builds the canonical form of s, which starts with "/". It
-// decodes unreserved escapes, upper-cases the others, and resolves empty
-// and dot segments as each segment ends, in one pass over s. The output is
-// never longer than s.
+// decodes unreserved escapes, upper-cases the others, escapes the raw
+// bytes net/url escapes, and resolves empty and dot segments as each
+// segment ends, in one pass over s.
 func normalizeSlow(s string) (string, error) {
 	out := make([]byte, 1, len(s))
 	out[0] = '/'
@@ -125,8 +191,6 @@ func normalizeSlow(s string) (string, error) {
 					j := bytes.LastIndexByte(out[:segStart-1], '/')
 					out = out[:j+1]
 				}
-			case isDotParamSegment(seg):
-				return "", ErrBadPath
 			default:
 				if i < len(s) {
 					out = append(out, '/')
@@ -135,34 +199,81 @@ func normalizeSlow(s string) (string, error) {
 			segStart = len(out)
 			continue
 		}
-		switch c := s[i]; {
-		case c == '%':
-			if i+2 >= len(s) {
-				return "", ErrBadPath
-			}
-			hi, ok1 := unhex(s[i+1])
-			lo, ok2 := unhex(s[i+2])
-			if !ok1 || !ok2 {
-				return "", ErrBadPath
-			}
-			switch b := hi<<4 | lo; {
-			case b == '/' || b == '\\':
-				return "", ErrEncodedSeparator
-			case b == 0:
-				return "", ErrBadPath
-			case isUnreserved(b):
-				out = append(out, b)
-			default:
-				out = append(out, '%', upperHex[hi], upperHex[lo])
-			}
-			i += 2
-		case c < 0x20 || c == 0x7f || c == '\\':
+		c := s[i]
+		switch rawClass[c] {
+		case rawRefuse:
 			return "", ErrBadPath
-		default:
+		case rawEscape:
+			out = append(out, '%', upperHex[c>>4], upperHex[c&0xf])
+			continue
+		case rawKeep:
 			out = append(out, c)
+			continue
 		}
+		// c == '%'
+		if i+2 >= len(s) {
+			return "", ErrBadPath
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return "", ErrBadPath
+		}
+		switch b := hi<<4 | lo; {
+		case b == '/' || b == '\\':
+			return "", ErrEncodedSeparator
+		case refusedEscape(b):
+			return "", ErrBadPath
+		case b == '%':
+			// "%25" then two hex digits, sent raw or encoded, is an
+			// escape once decoded: a backend that decodes twice reads
+			// "%252e" as ".".
+			if isHex(charAt(s, i+3)) && isHex(charAt(s, i+3+escLen(s, i+3))) {
+				return "", ErrBadPath
+			}
+			out = append(out, "%25"...)
+		case b >= 0x80:
+			n, ok := utf8Escapes(s, i)
+			if !ok {
+				return "", ErrBadPath
+			}
+			for j := i; j < i+n; j += 3 {
+				out = append(out, '%', upperHex[unhexDigit(s[j+1])], upperHex[unhexDigit(s[j+2])])
+			}
+			i += n - 1
+			continue
+		case isUnreserved(b):
+			out = append(out, b)
+		default:
+			out = append(out, '%', upperHex[hi], upperHex[lo])
+		}
+		i += 2
 	}
 	return string(out), nil
+}
+
+// escLen returns the length in s of the character at s[i]: 3 for a valid
+// escape, 1 otherwise (0 past the end).
+func escLen(s string, i int) int {
+	switch {
+	case i >= len(s):
+		return 0
+	case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+		return 3
+	}
+	return 1
+}
+
+// charAt returns the byte at s[i], decoded when it starts a valid escape,
+// or 0 past the end.
+func charAt(s string, i int) byte {
+	if escLen(s, i) == 3 {
+		return unhexDigit(s[i+1])<<4 | unhexDigit(s[i+2])
+	}
+	if i >= len(s) {
+		return 0
+	}
+	return s[i]
 }
 
 // isUnreserved reports whether b is an RFC 3986 unreserved character.
@@ -176,6 +287,11 @@ func isUnreserved(b byte) bool {
 
 func isUpperHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'A' <= c && c <= 'F'
+}
+
+func isHex(c byte) bool {
+	_, ok := unhex(c)
+	return ok
 }
 
 // unhexDigit returns the value of a hex digit already known to be valid.

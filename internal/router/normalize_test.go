@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestNormalizePath(t *testing.T) {
@@ -40,11 +41,66 @@ func TestNormalizePath(t *testing.T) {
 		{name: "all unreserved kinds decoded", in: "/%41%7a%30%2D%2E%5F%7E", want: "/Az0-._~"},
 		{name: "reserved kept upper-cased", in: "/a%3ab%3F", want: "/a%3Ab%3F"},
 		{name: "non-ASCII escape upper-cased", in: "/caf%c3%a9", want: "/caf%C3%A9"},
-		{name: "overlong UTF-8 dot stays escaped", in: "/%c0%ae%c0%ae/x", want: "/%C0%AE%C0%AE/x"},
-		{name: "raw non-ASCII allowed", in: "/caf\xc3\xa9", want: "/caf\xc3\xa9"},
-		{name: "encoded control kept", in: "/a%0ab", want: "/a%0Ab"},
-		{name: "encoded semicolon dot dot kept", in: "/a/..%3b/b", want: "/a/..%3B/b"},
+		{name: "four-byte UTF-8 escape", in: "/%f0%9f%98%80", want: "/%F0%9F%98%80"},
+		{name: "replacement character is valid UTF-8", in: "/%EF%BF%BD", want: "/%EF%BF%BD"},
+		{name: "largest code point", in: "/%F4%8F%BF%BF", want: "/%F4%8F%BF%BF"},
+		{name: "two characters in a row", in: "/%C3%A9%C3%A9", want: "/%C3%A9%C3%A9"},
+		{name: "reserved sub-delims kept raw", in: "/a!$&'()*+,=:@[]", want: "/a!$&'()*+,=:@[]"},
+		{name: "characters outside the path set escaped", in: "/a b\"<>^`{|}", want: "/a%20b%22%3C%3E%5E%60%7B%7C%7D"},
+		{name: "encoded percent not before hex kept", in: "/100%25", want: "/100%25"},
+		{name: "encoded percent before one hex digit", in: "/a%252", want: "/a%252"},
+		{name: "encoded percent before non-hex", in: "/a%25zz/%25%25", want: "/a%25zz/%25%25"},
+		{name: "encoded percent before encoded non-hex", in: "/a%25%7a%67", want: "/a%25zg"},
+		{name: "encoded hash kept", in: "/a%23b", want: "/a%23b"},
+		{name: "encoded question mark kept", in: "/a%3fb", want: "/a%3Fb"},
 		{name: "no leading slash", in: "api/orders", err: ErrBadPath},
+		// Double percent-encoding: a backend that decodes twice reads
+		// another path.
+		{name: "double-encoded dot", in: "/a/%252e%252e/admin", err: ErrBadPath},
+		{name: "double-encoded dot upper", in: "/a/%252E", err: ErrBadPath},
+		{name: "double-encoded slash", in: "/a%252fadmin", err: ErrBadPath},
+		{name: "double-encoded backslash", in: "/a%255cadmin", err: ErrBadPath},
+		{name: "double-encoded letter", in: "/%2541dmin", err: ErrBadPath},
+		{name: "double-encoded percent", in: "/a%2525", err: ErrBadPath},
+		{name: "lower-case encoded percent", in: "/a%252F", err: ErrBadPath},
+		{name: "double encoding with encoded hex digits", in: "/%25%32%65", err: ErrBadPath},
+		{name: "double encoding with one encoded hex digit", in: "/%252%65", err: ErrBadPath},
+		{name: "double encoding after a segment", in: "/public/%25%32%66admin", err: ErrBadPath},
+		// UTF-8: after decoding, the bytes must be valid and shortest.
+		{name: "overlong dot two bytes", in: "/%c0%ae%c0%ae/x", err: ErrBadPath},
+		{name: "overlong dot three bytes", in: "/%e0%80%ae", err: ErrBadPath},
+		{name: "overlong slash", in: "/a%c0%afb", err: ErrBadPath},
+		{name: "overlong backslash", in: "/a%c1%9cb", err: ErrBadPath},
+		{name: "overlong four bytes", in: "/%f0%80%80%af", err: ErrBadPath},
+		{name: "lone continuation byte", in: "/a%80", err: ErrBadPath},
+		{name: "continuation after a character", in: "/%C3%A9%A9", err: ErrBadPath},
+		{name: "truncated two-byte sequence", in: "/a%c3", err: ErrBadPath},
+		{name: "truncated three-byte sequence", in: "/a%e2%82/b", err: ErrBadPath},
+		{name: "lead byte then ASCII escape", in: "/a%c3%41", err: ErrBadPath},
+		{name: "lead byte then raw byte", in: "/a%c3a", err: ErrBadPath},
+		{name: "surrogate", in: "/%ed%a0%80", err: ErrBadPath},
+		{name: "above the last code point", in: "/%f4%90%80%80", err: ErrBadPath},
+		{name: "invalid lead byte", in: "/%ff", err: ErrBadPath},
+		{name: "invalid hex in a continuation", in: "/%c3%zz", err: ErrBadPath},
+		{name: "raw non-ASCII", in: "/caf\xc3\xa9", err: ErrBadPath},
+		{name: "raw high byte", in: "/a\x80", err: ErrBadPath},
+		// Path parameters: Tomcat and Spring strip them.
+		{name: "semicolon", in: "/admin;x", err: ErrBadPath},
+		{name: "encoded semicolon", in: "/admin%3bx", err: ErrBadPath},
+		{name: "encoded semicolon upper", in: "/admin%3Bx", err: ErrBadPath},
+		{name: "semicolon inside", in: "/a;b/c", err: ErrBadPath},
+		{name: "semicolon alone", in: "/;", err: ErrBadPath},
+		{name: "encoded semicolon dot dot", in: "/a/..%3b/b", err: ErrBadPath},
+		// Encoded control bytes.
+		{name: "encoded SOH", in: "/a%01", err: ErrBadPath},
+		{name: "encoded tab", in: "/a%09b", err: ErrBadPath},
+		{name: "encoded newline", in: "/a%0ab", err: ErrBadPath},
+		{name: "encoded carriage return", in: "/a%0Db", err: ErrBadPath},
+		{name: "encoded unit separator", in: "/a%1f", err: ErrBadPath},
+		{name: "encoded DEL", in: "/a%7f", err: ErrBadPath},
+		// Fragments are never sent.
+		{name: "raw hash", in: "/admin#x", err: ErrBadPath},
+		{name: "raw hash at the end", in: "/a#", err: ErrBadPath},
 		{name: "asterisk form", in: "*", err: ErrBadPath},
 		{name: "encoded slash", in: "/a/%2f/b", err: ErrEncodedSeparator},
 		{name: "encoded slash upper", in: "/a%2Fb", err: ErrEncodedSeparator},
@@ -82,6 +138,7 @@ func TestNormalizePath(t *testing.T) {
 			if again, err := NormalizePath(got); again != got || err != nil {
 				t.Errorf("NormalizePath(%q) = %q, %v; want it unchanged", got, again, err)
 			}
+			checkUnambiguous(t, tt.in, got)
 		})
 	}
 }
@@ -104,6 +161,12 @@ func FuzzNormalizePath(f *testing.F) {
 		"", "/", "//", "/./", "/..", "/a/b/../c/", "/api/public/%2e%2e/admin",
 		"/api/%2E%2e/x", "/a/%2f/b", "/a%5c..%5cb", "%00", "/a%4", "/a%zz",
 		"/..;/x", "/caf\xc3\xa9", "/%41%7e/", "/a//b///c/./../", "/.%2e/.%2E%2e",
+		// Forms a lenient backend reads differently.
+		"/%252e%252e/admin", "/%252f", "/%255c", "/%2541dmin", "/%25%32%65", "/%252%65", "/100%25",
+		"/%c0%ae%c0%ae/admin", "/%e0%80%ae", "/%c0%af", "/%80", "/%c3", "/%e2%82", "/%ed%a0%80",
+		"/%f4%90%80%80", "/%C3%A9", "/%F0%9F%98%80", "/%EF%BF%BD",
+		"/admin;x", "/admin%3bx", "/admin%3Bx", "/a;b/c",
+		"/a%01", "/a%0a", "/a%1F", "/a%7f", "/admin#x", "/a b\"<>^`{|}", "/a!$&'()*+,=:@[]",
 	} {
 		f.Add(s)
 	}
@@ -124,6 +187,7 @@ func FuzzNormalizePath(f *testing.F) {
 		if !strings.HasPrefix(out, "/") {
 			t.Fatalf("NormalizePath(%q) = %q; want a leading slash", in, out)
 		}
+		checkUnambiguous(t, in, out)
 		for _, bad := range []string{"//", "/./", "/../"} {
 			if strings.Contains(out, bad) {
 				t.Fatalf("NormalizePath(%q) = %q; contains %q", in, out, bad)
@@ -150,6 +214,57 @@ func FuzzNormalizePath(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkUnambiguous checks that an accepted path out holds nothing a
+// lenient backend could read as another path.
+func checkUnambiguous(t *testing.T, in, out string) {
+	t.Helper()
+	for i := 0; i < len(out); i++ {
+		switch c := out[i]; {
+		case c < 0x21 || c >= 0x7f:
+			t.Fatalf("NormalizePath(%q) = %q; holds the raw byte %#x", in, out, c)
+		case strings.IndexByte("\\#;\"<>^`{|}", c) >= 0:
+			t.Fatalf("NormalizePath(%q) = %q; holds a raw %q", in, out, c)
+		}
+	}
+	decoded, ok := decodeOnce(out)
+	if !ok {
+		t.Fatalf("NormalizePath(%q) = %q; not decodable", in, out)
+	}
+	if !utf8.ValidString(decoded) {
+		t.Fatalf("NormalizePath(%q) = %q; decodes to invalid UTF-8 %q", in, out, decoded)
+	}
+	for i := 0; i < len(decoded); i++ {
+		if c := decoded[i]; c < 0x20 || c == 0x7f || c == ';' || c == '\\' {
+			t.Fatalf("NormalizePath(%q) = %q; decodes to %q, holding %q", in, out, decoded, c)
+		}
+	}
+	// Decoding once more changes nothing that could change the route: what
+	// the first decoding left holds no escape at all ("%2e", "%2f", "%5c",
+	// "%25"...).
+	for i := 0; i+2 < len(decoded); i++ {
+		if decoded[i] == '%' && isHex(decoded[i+1]) && isHex(decoded[i+2]) {
+			t.Fatalf("NormalizePath(%q) = %q; decodes to %q, which holds the escape %q", in, out, decoded, decoded[i:i+3])
+		}
+	}
+}
+
+// decodeOnce percent-decodes s once, as a backend does.
+func decodeOnce(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return "", false
+		}
+		b.WriteByte(unhexDigit(s[i+1])<<4 | unhexDigit(s[i+2]))
+		i += 2
+	}
+	return b.String(), true
 }
 
 func BenchmarkNormalizePath(b *testing.B) {

@@ -9,8 +9,9 @@
 // nothing for exact and prefix matches. A Table is safe for concurrent use.
 // The gateway calls, per request:
 //
-//	norm, err := router.NormalizePath(r.URL.EscapedPath()) // 400 on error
-//	m, res := table.Lookup(r, norm)                         // 404, 405 or a route
+//	raw, err := router.RequestPath(r.URL)   // 400 on error
+//	norm, err := router.NormalizePath(raw)  // 400 on error
+//	m, res := table.Lookup(r, norm)          // 404, 405 or a route
 //
 // # Hosts
 //
@@ -65,39 +66,58 @@
 //     the listed value, after decoding "%XX" and "+" on both sides of "=".
 //     The query is only read when a candidate has query conditions.
 //   - Methods: the request method is one of them; a rule allowing GET also
-//     takes HEAD.
+//     takes HEAD. A rule without methods takes every method but CONNECT and
+//     TRACE, which only rules listing them take.
 //
 // When every candidate of a path fails on headers or query, the lookup goes
 // on with the next shorter prefix, then the regexps, then the next host
 // table, so a request that fails a condition reaches a more general route.
 // A method mismatch goes on the same way, but is remembered: when no rule
 // matches fully and some rule failed only on its method, Lookup returns
-// MethodNotAllowed with Allow listing the methods of those rules.
+// MethodNotAllowed with Allow listing the methods of those rules (for a rule
+// without methods: DELETE, GET, HEAD, OPTIONS, PATCH, POST and PUT).
 //
 // # Path normalization
 //
 // NormalizePath is a security boundary: routing, strip_prefix and the
 // upstream request all use its output, so a path the gateway routes is the
-// path the upstream sees. It:
+// path the upstream sees. Its input is the path as the client sent it
+// (RequestPath), not as net/url escaped it again. It:
 //
 //   - accepts only paths that start with "/"; the empty path is "/";
 //   - rejects with ErrEncodedSeparator an encoded "/" or "\" ("%2F", "%5C",
 //     either case), which upstreams disagree about;
-//   - rejects with ErrBadPath an encoded NUL ("%00"), a raw byte below 0x20
-//     or 0x7f, a raw "\", an invalid escape ("%zz", "%4"), and a dot segment
-//     with parameters ("..;x", ".;x"), which some Java servers resolve as
-//     "..";
+//   - rejects with ErrBadPath what a lenient backend could read as another
+//     path: an encoded percent sign followed by two hex digits, raw or
+//     encoded ("%252e", "%25%32%65"), which a backend that decodes twice
+//     reads as an escape; escapes whose bytes are not valid UTF-8 in
+//     shortest form ("%C0%AE", "%E0%80%AE", a lone "%80", a truncated
+//     sequence, a surrogate), which old decoders read as "." or "/"; a raw
+//     byte above 0x7f (RFC 3986 allows only ASCII); a ";", raw or encoded,
+//     after which Tomcat and Spring strip the segment's parameters; an
+//     encoded control byte ("%00" to "%1F", "%7F") and a raw one (below
+//     0x20, or 0x7f); a raw "#" (a fragment is never sent); a raw "\"; and
+//     an invalid escape ("%zz", "%4");
 //   - decodes escapes of unreserved characters (letters, digits, "-", ".",
 //     "_", "~") and upper-cases the hex digits of the other escapes, so
 //     "%2e%2e" is ".." and "%3a" is "%3A";
+//   - escapes the raw characters that RFC 3986 leaves out of paths and that
+//     net/url escapes too (space, '"', "<", ">", "^", "`", "{", "|", "}");
 //   - merges repeated slashes, removes "." segments and resolves ".."
 //     segments, never above the root ("/../a" is "/a"); a path that ended
 //     with "/" or with a dot segment ends with "/" ("/a/b/.." is "/a/").
 //
-// Raw bytes of 0x80 and above are kept as they are: net/http escapes them in
-// EscapedPath, and they cannot form a separator or a dot segment.
-// Normalization is idempotent, and a canonical path (the common case) is
-// returned without allocating.
+// An accepted path therefore decodes, once, to valid UTF-8 without control
+// bytes or ";", and decoding it a second time changes nothing. Normalization
+// is idempotent, and a canonical path (the common case) is returned without
+// allocating.
+//
+// # Methods that need a listing
+//
+// A rule without Methods takes every method but CONNECT and TRACE: the
+// gateway never opens a tunnel, and TRACE reflects the request, cookies and
+// credentials included. A request with either method matches only rules
+// that list it; otherwise the lookup ends in MethodNotAllowed.
 package router
 
 import (
@@ -122,7 +142,8 @@ type Rule[T any] struct {
 	// ("*.example.com"), compared case-insensitively; IPv6 literals may be
 	// written with or without brackets. No port. Empty means any host.
 	Hosts []string
-	// Methods are HTTP methods in upper case. Empty means any method.
+	// Methods are HTTP methods in upper case. Empty means any method but
+	// CONNECT and TRACE.
 	Methods []string
 	// Paths are "/prefix", "=/exact" or "~regex" (RE2, anchored at the
 	// start). At least one.
@@ -227,6 +248,21 @@ func (e *CompileError) Error() string {
 // Unwrap returns e.Err.
 func (e *CompileError) Unwrap() error { return e.Err }
 
+// anyMethods are the methods a rule without Methods is said to allow in the
+// Allow header of a MethodNotAllowed: the methods of RFC 9110 and RFC 5789
+// but CONNECT and TRACE. Such a rule takes any other method too.
+var anyMethods = []string{
+	http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions,
+	http.MethodPatch, http.MethodPost, http.MethodPut,
+}
+
+// isExplicitMethod reports whether only rules listing method take it:
+// CONNECT asks for a tunnel, which the gateway never opens, and TRACE
+// echoes the request, credentials included, back to the client.
+func isExplicitMethod(method string) bool {
+	return method == http.MethodConnect || method == http.MethodTrace
+}
+
 // maxMethods is the number of distinct methods a Table supports: each has a
 // bit in a uint64 so that a 405 can collect the allowed methods without
 // allocating until it answers.
@@ -271,8 +307,8 @@ type regexEntry[T any] struct {
 type rule[T any] struct {
 	index   int
 	value   T
-	methods []string // nil: any method; includes HEAD when GET is listed
-	mask    uint64   // bits of methods in Table.methods
+	methods []string // nil: any method but CONNECT and TRACE; includes HEAD when GET is listed
+	mask    uint64   // bits of methods (of anyMethods when nil) in Table.methods
 	headers []pair   // canonical names, sorted
 	query   []pair   // sorted
 	weight  int      // number of conditions, for ordering candidates
@@ -294,7 +330,7 @@ func Compile[T any](rules []Rule[T]) (*Table[T], error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		for _, m := range rl.methods {
+		for _, m := range rl.allowed() {
 			methodSet[m] = true
 		}
 		compiled[i] = rl
@@ -313,7 +349,7 @@ func Compile[T any](rules []Rule[T]) (*Table[T], error) {
 	// one Compile reports every problem; the table is dropped on error.
 	b := builder[T]{t: t, regexps: map[string]*regexp.Regexp{}}
 	for i, rl := range compiled {
-		for _, m := range rl.methods {
+		for _, m := range rl.allowed() {
 			j, _ := slices.BinarySearch(t.methods, m)
 			rl.mask |= 1 << j
 		}
@@ -384,6 +420,14 @@ func compileRule[T any](i int, r *Rule[T]) (*rule[T], error) {
 		rl.weight++
 	}
 	return rl, errors.Join(errs...)
+}
+
+// allowed returns the methods rl is listed with in an Allow header.
+func (rl *rule[T]) allowed() []string {
+	if rl.methods == nil {
+		return anyMethods
+	}
+	return rl.methods
 }
 
 // builder collects compiled rules into host tables.

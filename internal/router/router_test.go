@@ -209,6 +209,44 @@ func TestLookupMethods(t *testing.T) {
 	runLookupCases(t, rules, tests)
 }
 
+// TestLookupConnectAndTraceOnlyWhenListed checks that CONNECT and TRACE
+// match only rules that list them: a rule without methods answers them
+// with MethodNotAllowed and the methods it does take.
+func TestLookupConnectAndTraceOnlyWhenListed(t *testing.T) {
+	rules := []Rule[string]{
+		{Value: "open", Paths: []string{"/"}},
+		{Value: "get", Paths: []string{"/api"}, Methods: []string{"GET"}},
+		{Value: "tunnel", Paths: []string{"/tunnel"}, Methods: []string{"CONNECT"}},
+		{Value: "trace", Paths: []string{"/debug"}, Methods: []string{"TRACE", "GET"}},
+		{Value: "host", Hosts: []string{"proxy.example"}, Paths: []string{"/"}, Methods: []string{"CONNECT"}},
+	}
+	anyAllow := "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+	tests := []lookupCase{
+		{name: "GET takes the open route", target: "/x", want: "open", kind: Prefix, prefix: "/"},
+		{name: "custom method takes the open route", method: "PURGE", target: "/x", want: "open", kind: Prefix, prefix: "/"},
+		{name: "CONNECT refused by the open route", method: "CONNECT", target: "/x", res: MethodNotAllowed, allow: anyAllow},
+		{name: "TRACE refused by the open route", method: "TRACE", target: "/x", res: MethodNotAllowed, allow: anyAllow},
+		{name: "authority-form CONNECT", method: "CONNECT", target: "example.net:443", res: MethodNotAllowed, allow: anyAllow},
+		{name: "CONNECT Allow joins the near misses", method: "CONNECT", target: "/api/x", res: MethodNotAllowed, allow: anyAllow},
+		{name: "TRACE where listed", method: "TRACE", target: "/debug", want: "trace", kind: Prefix, prefix: "/debug"},
+		{name: "CONNECT where listed", method: "CONNECT", target: "/tunnel/a", want: "tunnel", kind: Prefix, prefix: "/tunnel"},
+		{name: "CONNECT to a host that lists it", method: "CONNECT", host: "proxy.example:443", target: "proxy.example:443", want: "host", kind: Prefix, prefix: "/"},
+		{name: "GET to that host falls back", host: "proxy.example", target: "/a", want: "open", kind: Prefix, prefix: "/"},
+	}
+	runLookupCases(t, rules, tests)
+
+	only, err := Compile([]Rule[string]{{Value: "get", Paths: []string{"/"}, Methods: []string{"GET"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"CONNECT", "TRACE"} {
+		r := httptest.NewRequest(method, "/", nil)
+		if m, res := only.Lookup(r, "/"); res != MethodNotAllowed || m.Allow != "GET, HEAD" {
+			t.Errorf("%s / on a GET route: got %v, Allow %q; want %v, Allow %q", method, res, m.Allow, MethodNotAllowed, "GET, HEAD")
+		}
+	}
+}
+
 func TestLookupConditions(t *testing.T) {
 	rules := []Rule[string]{
 		{Value: "plain", Paths: []string{"/api/orders"}},

@@ -286,13 +286,16 @@ func setHost(req *http.Request) error {
 		return badRequest("missing required Host header")
 	}
 	delete(req.Header, "Host")
+	if len(hosts) == 1 && !validHost(hosts[0]) {
+		return badRequest("malformed Host header") // even when the target's authority replaces it
+	}
 	if req.URL.Host != "" {
 		req.Host = req.URL.Host
 	} else if len(hosts) == 1 {
 		req.Host = hosts[0]
 	}
 	if !validHost(req.Host) {
-		return badRequest("malformed Host header")
+		return badRequest("malformed host in the request target")
 	}
 	return nil
 }
