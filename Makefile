@@ -26,6 +26,22 @@ test-deps:
 test: test-deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...
 
+# make conformance: the public conformance suites against bin/portico, each
+# installing what it needs (h2spec built into .cache/, testssl.sh with
+# apt-get); one summary line per suite. Not part of make test. Runs
+# scripts/conformance-cache.sh (http-cache-tests) too when it exists.
+#   make conformance-h2    h2spec only;  make conformance-tls   testssl.sh only
+.PHONY: conformance conformance-h2 conformance-tls
+
+conformance: build
+	@scripts/conformance.sh
+
+conformance-h2: build
+	@scripts/conformance-h2spec.sh
+
+conformance-tls: build
+	@scripts/conformance-tls.sh
+
 lint:
 	@out=$$(gofmt -l cmd internal test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
