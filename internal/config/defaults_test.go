@@ -18,7 +18,7 @@ func TestApplyDefaults(t *testing.T) {
 	c.ApplyDefaults()
 	want := &Config{
 		Listen: ":8080",
-		TLS:    &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2"},
+		TLS:    &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2", HSTS: &HSTS{MaxAge: DefaultHSTSMaxAge}},
 		Admin:  Admin{Listen: "127.0.0.1:9901"},
 		Server: Server{
 			ReadHeaderTimeout: Duration(10 * time.Second),

@@ -16,6 +16,8 @@
 package config
 
 import (
+	"time"
+
 	"go.yaml.in/yaml/v3"
 )
 
@@ -80,13 +82,50 @@ type Pos struct{ Line, Col int }
 
 // TLS configures TLS termination on the public listener.
 type TLS struct {
-	// CertFile is a PEM certificate chain. Required.
+	// CertFile is a PEM certificate chain: the short form of a
+	// Certificates list of one.
 	CertFile string `yaml:"cert_file"`
-	// KeyFile is the PEM private key for CertFile. Required.
+	// KeyFile is the PEM private key for CertFile.
 	KeyFile string `yaml:"key_file"`
+	// Certificates are the listener's certificates, chosen for each
+	// connection by the name the client asks for (SNI): exact names, then
+	// one-label wildcards, then the default (the first, or the one marked
+	// default). At least one certificate (here or CertFile) is required.
+	Certificates []CertificateFiles `yaml:"certificates"`
 	// MinVersion is "1.2" (default) or "1.3". Older versions are refused.
 	MinVersion string `yaml:"min_version"`
+	// HSTS is the Strict-Transport-Security header added to every answer
+	// on the listener. Default: max_age one year, without subdomains or
+	// preload; max_age 0 turns it off.
+	HSTS *HSTS `yaml:"hsts"`
 }
+
+// CertificateFiles is one certificate of a TLS listener.
+type CertificateFiles struct {
+	// CertFile is a PEM certificate chain, leaf first. Required.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of the leaf. Required.
+	KeyFile string `yaml:"key_file"`
+	// Default makes this the certificate for clients that ask for no name
+	// or a name no certificate has. Default: the first certificate.
+	Default bool `yaml:"default"`
+}
+
+// HSTS configures the Strict-Transport-Security header (RFC 6797).
+type HSTS struct {
+	// MaxAge is how long browsers remember to use HTTPS only. Default
+	// 8760h (a year); 0 turns the header off.
+	MaxAge Duration `yaml:"max_age"`
+	// IncludeSubdomains extends it to every subdomain. Default false.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
+	// Preload asks to be listed in the browsers' preload lists; it needs
+	// include_subdomains and a max_age of at least a year. Default false.
+	Preload bool `yaml:"preload"`
+}
+
+// DefaultHSTSMaxAge is the Strict-Transport-Security max-age of TLS
+// listeners.
+const DefaultHSTSMaxAge = Duration(365 * 24 * time.Hour)
 
 // Admin configures the admin listener. It serves /metrics, /health, /ready
 // and POST /reload, and must not be exposed to the internet.
@@ -230,6 +269,9 @@ type Route struct {
 	Retries *Retries `yaml:"retries"`
 	// Fallback answers instead of a gateway error when the service cannot.
 	Fallback *Fallback `yaml:"fallback"`
+	// Listeners names the public listeners the route takes requests from.
+	// Default: every listener.
+	Listeners []string `yaml:"listeners"`
 	// Plugins apply to this route only, overriding service and global plugins
 	// of the same name.
 	Plugins PluginSet `yaml:"plugins"`

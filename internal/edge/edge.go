@@ -75,9 +75,15 @@ type Edge struct {
 	Next Handler
 }
 
-// ServeHTTP runs one request through the edge and on to Next.
-func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP runs one request through the edge and on to Next, as from
+// the first listener.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.ServeOn(0, w, r) }
+
+// ServeOn runs one request that arrived on the listener-th public
+// listener through the edge and on to Next.
+func (e *Edge) ServeOn(listener int, w http.ResponseWriter, r *http.Request) {
 	st := newState(w, r, e.Trusted, e.Body)
+	st.listener = listener
 	e.Headers.clean(r.Header, st.ex.PeerTrusted)
 	if st.body.rc != nil {
 		r.Body = &st.body

@@ -15,11 +15,15 @@ import (
 // the Exchange the plugins see, the response recorder, the body counter,
 // and the series that count the request when it ends.
 type State struct {
+	listener int // index of the public listener the request came in on
 	ex       pipeline.Exchange
 	rec      recorder
 	body     countingBody
 	observer Observer
 }
+
+// Listener is the index of the public listener the request came in on.
+func (st *State) Listener() int { return st.listener }
 
 // Exchange returns the request's Exchange.
 func (st *State) Exchange() *pipeline.Exchange { return &st.ex }

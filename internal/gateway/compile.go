@@ -107,6 +107,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	s.services = ups.list
 
 	rules := make([]router.Rule[*route], 0, len(cfg.Routes))
+	var ruleListeners [][]string // each rule's routes[].listeners
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		p := config.Path{}.Index("routes", i)
@@ -145,6 +146,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		}
 		rt.handler = h
 		rt.preflight = pipeline.AnswersPreflight(chain)
+		ruleListeners = append(ruleListeners, rc.Listeners)
 		rules = append(rules, router.Rule[*route]{
 			Value:   rt,
 			Hosts:   rc.Match.Hosts,
@@ -166,6 +168,9 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		return nil, cfg.Report(routerErrors(err))
 	}
 	s.table = table
+	if s.tables, err = listenerTables(cfg, table, rules, ruleListeners); err != nil {
+		return nil, err
+	}
 
 	// Requests that match no route still pass the global plugins that need
 	// no route (request id, access log).
@@ -280,4 +285,33 @@ func routerErrors(err error) error {
 		out = append(out, fmt.Errorf("compile routes: %w", e))
 	}
 	return errors.Join(out...)
+}
+
+// listenerTables returns the route table of each public listener, by
+// index: all holds every route; where some route takes requests from
+// named listeners only (routes[].listeners), each listener gets a table
+// of the routes it takes.
+func listenerTables(cfg *config.Config, all *router.Table[*route], rules []router.Rule[*route],
+	ruleListeners [][]string) ([]*router.Table[*route], error) {
+	lcs := cfg.PublicListeners()
+	tables := make([]*router.Table[*route], len(lcs))
+	restricted := slices.ContainsFunc(ruleListeners, func(ls []string) bool { return len(ls) > 0 })
+	for i, lc := range lcs {
+		if !restricted {
+			tables[i] = all
+			continue
+		}
+		var subset []router.Rule[*route]
+		for j, r := range rules {
+			if ls := ruleListeners[j]; len(ls) == 0 || slices.Contains(ls, lc.Name) {
+				subset = append(subset, r)
+			}
+		}
+		t, err := router.Compile(subset)
+		if err != nil {
+			return nil, fmt.Errorf("compile the routes of listener %s: %w", lc.Name, err)
+		}
+		tables[i] = t
+	}
+	return tables, nil
 }

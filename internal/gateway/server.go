@@ -16,7 +16,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,7 +60,7 @@ type Server struct {
 	ready   atomic.Bool
 	// certs are the loaded certificates of the TLS listeners, by listener
 	// name, until Run opens the listeners.
-	certs map[string]*tls.Certificate
+	certs map[string]*listener.Certificates
 
 	opts    Options
 	log     *slog.Logger
@@ -132,9 +131,19 @@ func (s *Server) startShared(ctx context.Context, wg *sync.WaitGroup) {
 // Current returns the snapshot serving new requests.
 func (s *Server) Current() *Snapshot { return s.current.Load() }
 
-// ServeHTTP serves r with the current snapshot, loaded exactly once.
+// ServeHTTP serves r with the current snapshot, loaded exactly once, as
+// the first listener would.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.current.Load().ServeHTTP(w, r)
+	s.current.Load().ServeOn(0, w, r)
+}
+
+// forListener is the handler of the i-th public listener: the current
+// snapshot, loaded exactly once per request, with the routes that take
+// requests from that listener.
+func (s *Server) forListener(i int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.current.Load().ServeOn(i, w, r)
+	})
 }
 
 // Addr returns the bound address of the first public listener once Run
@@ -221,10 +230,9 @@ func (s *Server) reload() error {
 		return err
 	}
 	s.mu.Lock()
-	for _, l := range s.listeners {
-		if c := certs[l.Name()]; c != nil {
-			l.SetCertificate(c)
-		}
+	lcs := cfg.PublicListeners()
+	for i, l := range s.listeners {
+		l.Update(lcs[i], certs[l.Name()])
 	}
 	s.mu.Unlock()
 	s.current.Store(snap)
@@ -268,17 +276,18 @@ func restartOnly(old, cfg *config.Config) error {
 	return cfg.Locate(errors.Join(errs...))
 }
 
-// loadCertificates loads the certificate of every TLS listener of cfg, by
-// listener name; the first failure is returned.
-func loadCertificates(cfg *config.Config) (map[string]*tls.Certificate, error) {
-	out := make(map[string]*tls.Certificate)
+// loadCertificates loads the certificates of every TLS listener of cfg,
+// by listener name; the first failure is returned, located at the
+// listener's tls key.
+func loadCertificates(cfg *config.Config) (map[string]*listener.Certificates, error) {
+	out := make(map[string]*listener.Certificates)
 	for _, l := range cfg.PublicListeners() {
 		if l.TLS == nil {
 			continue
 		}
-		c, err := listener.LoadCertificate(l.TLS)
+		c, err := listener.LoadCertificates(l.TLS)
 		if err != nil {
-			return nil, err
+			return nil, cfg.Locate(l.Path().Key("tls").Errorf("%s", err.Error()))
 		}
 		out[l.Name] = c
 	}
@@ -384,17 +393,32 @@ func (s *Server) listen(cfg *config.Config) ([]*listener.Listener, net.Listener,
 	var publics []*listener.Listener
 	closeAll := func() {
 		for _, l := range publics {
-			_ = l.Close()
+			if l != nil {
+				_ = l.Close()
+			}
 		}
 	}
-	for _, lc := range cfg.PublicListeners() {
-		l, err := listener.Open(listener.Options{Config: lc, Server: cfg.Server, Handler: s, Slots: slots,
-			Certificate: s.certs[lc.Name], ErrorLog: errorLog})
-		if err != nil {
-			closeAll()
-			return nil, nil, err
+	// TLS listeners open first: a redirect_to_https listener names the
+	// first one's bound port.
+	lcs := cfg.PublicListeners()
+	publics = make([]*listener.Listener, len(lcs))
+	httpsPort := 0
+	for _, tlsPass := range []bool{true, false} {
+		for i, lc := range lcs {
+			if (lc.TLS != nil) != tlsPass {
+				continue
+			}
+			l, err := listener.Open(listener.Options{Config: lc, Server: cfg.Server, Handler: s.forListener(i),
+				Slots: slots, Certificates: s.certs[lc.Name], HTTPSPort: httpsPort, ErrorLog: errorLog})
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			publics[i] = l
+			if tlsPass && httpsPort == 0 {
+				httpsPort = l.Port()
+			}
 		}
-		publics = append(publics, l)
 	}
 	var adm net.Listener
 	if cfg.Admin.Listen != "off" && cfg.Admin.Listen != "" {

@@ -18,7 +18,8 @@ import (
 // and serves any number of requests concurrently.
 type Snapshot struct {
 	cfg      *config.Config
-	table    *router.Table[*route]
+	table    *router.Table[*route]   // every route
+	tables   []*router.Table[*route] // by listener index: the routes each takes
 	edge     edge.Edge
 	services []*upstream.Service
 
@@ -59,10 +60,14 @@ func (s *Snapshot) Config() *config.Config { return s.cfg }
 // Routes describes the compiled routes.
 func (s *Snapshot) Routes() []RouteInfo { return s.routes }
 
-// ServeHTTP serves one request with this snapshot. The probes answer
-// any method but CONNECT and TRACE, which are routed like every request:
-// a 200 to CONNECT would tell the client a tunnel is open.
-func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves one request with this snapshot, as the first listener.
+func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.ServeOn(0, w, r) }
+
+// ServeOn serves one request that arrived on the listener-th public
+// listener. The probes answer any method but CONNECT and TRACE, which are
+// routed like every request: a 200 to CONNECT would tell the client a
+// tunnel is open.
+func (s *Snapshot) ServeOn(listener int, w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
 		p = ""
@@ -81,7 +86,7 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.edge.ServeHTTP(w, r)
+	s.edge.ServeOn(listener, w, r)
 }
 
 // ServeEdge routes a request the edge prepared and runs the matched
@@ -102,13 +107,17 @@ func (s *Snapshot) ServeEdge(st *edge.State, w http.ResponseWriter, r *http.Requ
 		s.badCredential.ServeHTTP(w, r)
 		return
 	}
-	m, res := s.table.Lookup(r, norm)
+	table := s.table
+	if i := st.Listener(); i < len(s.tables) {
+		table = s.tables[i]
+	}
+	m, res := table.Lookup(r, norm)
 	switch res {
 	case router.NotFound:
 		s.notFound.ServeHTTP(w, r)
 		return
 	case router.MethodNotAllowed:
-		if pm, ok := s.preflight(r, norm); ok {
+		if pm, ok := s.preflight(table, r, norm); ok {
 			m = pm
 			break
 		}
@@ -132,14 +141,14 @@ func (s *Snapshot) ServeEdge(st *edge.State, w http.ResponseWriter, r *http.Requ
 // not list OPTIONS among its methods: the route the actual request
 // (Access-Control-Request-Method) would take, if its chain has the cors
 // plugin, which answers the preflight without forwarding it.
-func (s *Snapshot) preflight(r *http.Request, norm string) (router.Match[*route], bool) {
+func (s *Snapshot) preflight(table *router.Table[*route], r *http.Request, norm string) (router.Match[*route], bool) {
 	method := r.Header.Get("Access-Control-Request-Method")
 	if r.Method != http.MethodOptions || method == "" || r.Header.Get("Origin") == "" {
 		return router.Match[*route]{}, false
 	}
 	actual := *r
 	actual.Method = method
-	m, res := s.table.Lookup(&actual, norm)
+	m, res := table.Lookup(&actual, norm)
 	if res != router.Matched || !m.Value.preflight {
 		return router.Match[*route]{}, false
 	}

@@ -1,13 +1,19 @@
 // Package listener opens and serves the gateway's public listeners. Each
-// listener has its own address and protocol stack: the lean HTTP/1.1
-// server (package h1) on plain TCP; the standard library's server for TLS
-// (HTTP/1.1 and HTTP/2 by ALPN) and for cleartext HTTP/2 (h2c). Every
-// listener serves the same handler (the gateway's current snapshot) and
-// shares one bound on open connections (Slots).
+// listener has its own address and protocol stack, served by package h1:
+// HTTP/1.1 on plain TCP and over TLS, HTTP/2 by ALPN on TLS, and
+// cleartext HTTP/2 (h2c) where enabled. Every listener serves the
+// gateway's current snapshot, and they share one bound on open
+// connections (Slots).
+//
+// A TLS listener picks its certificate per connection by the name the
+// client asks for (SNI, certs.go), refuses with 421 a request whose Host
+// would have picked another certificate (domain fronting), adds
+// Strict-Transport-Security to every answer, and rotates its session
+// ticket keys. A plain listener can redirect everything to HTTPS.
 //
 // A listener's address and protocols are fixed for its life; its
-// certificate can be replaced while it serves (SetCertificate), which a
-// config reload does.
+// certificates and HSTS header can be replaced while it serves (Update),
+// which a config reload does.
 package listener
 
 import (
@@ -17,10 +23,14 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/listener/h1"
+	"github.com/portico-gateway/portico/internal/problem"
 )
 
 // Options configure one listener.
@@ -33,70 +43,77 @@ type Options struct {
 	Handler http.Handler
 	// Slots bounds open connections across listeners (nil: unbounded).
 	Slots *Slots
-	// Certificate is the TLS certificate already loaded from Config.TLS;
-	// nil loads it.
-	Certificate *tls.Certificate
+	// Certificates are the TLS certificates already loaded from
+	// Config.TLS; nil loads them.
+	Certificates *Certificates
+	// HTTPSPort is the port a redirect_to_https listener redirects to
+	// when Config.HTTPSPort is not set (the first TLS listener's).
+	HTTPSPort int
 	// ErrorLog receives the server's own errors (nil: the log package's).
 	ErrorLog *log.Logger
 }
 
 // Listener is one open public listener.
 type Listener struct {
-	cfg  config.Listener
-	ln   net.Listener
-	srv  *h1.Server
-	cert atomic.Pointer[tls.Certificate]
+	cfg     config.Listener
+	ln      net.Listener
+	srv     *h1.Server
+	certs   atomic.Pointer[Certificates]
+	hsts    atomic.Pointer[string] // the header value; "" for none
+	tickets *ticketKeys            // nil for plain listeners
+	next    http.Handler
+	port    string // the HTTPS port a redirect names ("" for 443)
 }
 
-// Open loads the listener's certificate (if it serves TLS) and binds its
+// Open loads the listener's certificates (if it serves TLS) and binds its
 // address; Serve then serves it.
 func Open(o Options) (*Listener, error) {
-	l := &Listener{cfg: o.Config}
+	l := &Listener{cfg: o.Config, next: o.Handler}
 	if t := o.Config.TLS; t != nil {
-		cert := o.Certificate
-		if cert == nil {
+		certs := o.Certificates
+		if certs == nil {
 			var err error
-			if cert, err = LoadCertificate(t); err != nil {
+			if certs, err = LoadCertificates(t); err != nil {
 				return nil, err
 			}
 		}
-		l.cert.Store(cert)
+		l.certs.Store(certs)
+		l.setHSTS(t.HSTS)
+		l.tickets = newTicketKeys()
+	}
+	if o.Config.RedirectToHTTPS {
+		port := o.Config.HTTPSPort
+		if port == 0 {
+			port = o.HTTPSPort
+		}
+		if port != 443 {
+			l.port = ":" + strconv.Itoa(port)
+		}
 	}
 	ln, err := net.Listen("tcp", o.Config.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s (listener %s): %w", o.Config.Listen, o.Config.Name, err)
 	}
-	l.ln = o.Slots.limit(ln)
+	l.ln = o.Slots.limit(NewSlots(o.Config.MaxConnections).limit(ln))
 	l.srv = h1.For(l.stdServer(o))
 	l.srv.WriteTimeout = o.Server.WriteTimeout.D()
 	return l, nil
 }
 
 // stdServer is the standard library's server for the listener; h1.For
-// keeps it for TLS and h2c and takes its settings otherwise.
+// takes its settings (and keeps it for PORTICO_HTTP_SERVER=std).
 func (l *Listener) stdServer(o Options) *http.Server {
 	srv := &http.Server{
-		Handler:           o.Handler,
+		Handler:           l,
 		ReadHeaderTimeout: o.Server.ReadHeaderTimeout.D(),
 		IdleTimeout:       o.Server.IdleTimeout.D(),
 		MaxHeaderBytes:    int(o.Server.MaxHeaderBytes),
 		ErrorLog:          o.ErrorLog,
-		// "OPTIONS *" reaches the gateway, which refuses the asterisk-form
-		// as the lean server's listeners do, instead of net/http answering
-		// 200 on its own.
+		// OPTIONS * goes to the router, as on every listener.
 		DisableGeneralOptionsHandler: true,
 	}
 	if t := o.Config.TLS; t != nil {
-		min := uint16(tls.VersionTLS12)
-		if t.MinVersion == "1.3" {
-			min = tls.VersionTLS13
-		}
-		srv.TLSConfig = &tls.Config{
-			MinVersion: min,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return l.cert.Load(), nil
-			},
-		}
+		srv.TLSConfig = l.tlsConfig(t)
 	}
 	if o.Config.H2C && o.Config.TLS == nil {
 		srv.Protocols = new(http.Protocols)
@@ -106,18 +123,113 @@ func (l *Listener) stdServer(o Options) *http.Server {
 	return srv
 }
 
+// tlsConfig is the listener's TLS configuration: TLS 1.2 with AEAD cipher
+// suites only (ECDHE key exchange, AES-GCM or ChaCha20-Poly1305; no CBC,
+// RSA key exchange or 3DES), or TLS 1.3 as Go negotiates it; the
+// certificate chosen by SNI; session ticket keys rotated hourly.
+func (l *Listener) tlsConfig(t *config.TLS) *tls.Config {
+	min := uint16(tls.VersionTLS12)
+	if t.MinVersion == "1.3" {
+		min = tls.VersionTLS13
+	}
+	cfg := &tls.Config{
+		MinVersion: min,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return l.certs.Load().Select(hello.ServerName), nil
+		},
+	}
+	l.tickets.install(cfg)
+	return cfg
+}
+
+// ServeHTTP applies the listener's own rules, then the gateway's handler:
+// the HTTPS redirect of a redirect_to_https listener; on TLS, the domain
+// fronting check and the HSTS header.
+func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if l.cfg.RedirectToHTTPS && !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+		l.redirect(w, r)
+		return
+	}
+	if r.TLS != nil && l.certs.Load() != nil {
+		if sni := r.TLS.ServerName; sni != "" {
+			certs := l.certs.Load()
+			if certs.Select(sni) != certs.Select(hostOnly(r.Host)) {
+				problem.Write(w, r, http.StatusMisdirectedRequest, "",
+					"the request's host is served with another certificate than the name the connection was opened for")
+				return
+			}
+		}
+		if v := *l.hsts.Load(); v != "" {
+			w.Header()["Strict-Transport-Security"] = []string{v}
+		}
+	}
+	l.next.ServeHTTP(w, r)
+}
+
+// redirect answers 308 to the same host, path and query over HTTPS.
+func (l *Listener) redirect(w http.ResponseWriter, r *http.Request) {
+	target := r.RequestURI
+	if !strings.HasPrefix(target, "/") { // absolute-form: keep its path and query only
+		target = r.URL.RequestURI()
+	}
+	w.Header()["Location"] = []string{"https://" + hostOnly(r.Host) + l.port + target}
+	w.Header()["Content-Length"] = []string{"0"}
+	w.WriteHeader(http.StatusPermanentRedirect)
+}
+
+// hostOnly strips the port from a Host value.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+}
+
+// setHSTS sets the Strict-Transport-Security value from h.
+func (l *Listener) setHSTS(h *config.HSTS) {
+	v := ""
+	if h != nil && h.MaxAge > 0 {
+		v = "max-age=" + strconv.FormatInt(int64(h.MaxAge.D()/time.Second), 10)
+		if h.IncludeSubdomains {
+			v += "; includeSubDomains"
+		}
+		if h.Preload {
+			v += "; preload"
+		}
+	}
+	l.hsts.Store(&v)
+}
+
 // Name is the listener's name.
 func (l *Listener) Name() string { return l.cfg.Name }
 
 // Addr is the bound address ("127.0.0.1:8080").
 func (l *Listener) Addr() string { return l.ln.Addr().String() }
 
+// Port is the bound port.
+func (l *Listener) Port() int { return l.ln.Addr().(*net.TCPAddr).Port }
+
+// TLS reports whether the listener serves HTTPS.
+func (l *Listener) TLS() bool { return l.cfg.TLS != nil }
+
 // Serve serves until Shutdown or Close, then returns http.ErrServerClosed.
+// A TLS listener rotates its session ticket keys meanwhile.
 func (l *Listener) Serve() error {
-	if l.cfg.TLS != nil {
-		return l.srv.ServeTLS(l.ln, "", "")
+	if l.cfg.TLS == nil {
+		return l.srv.Serve(l.ln)
 	}
-	return l.srv.Serve(l.ln)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go l.tickets.rotate(ctx)
+	return l.srv.ServeTLS(l.ln, "", "")
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
@@ -127,23 +239,22 @@ func (l *Listener) Shutdown(ctx context.Context) error { return l.srv.Shutdown(c
 // Close closes the listener and every connection at once.
 func (l *Listener) Close() error { return l.srv.Close() }
 
-// SetCertificate replaces the certificate for new TLS handshakes;
-// connections already open keep theirs.
-func (l *Listener) SetCertificate(c *tls.Certificate) { l.cert.Store(c) }
-
-// LoadCertificate reads t's certificate chain and key.
-func LoadCertificate(t *config.TLS) (*tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load tls certificate %s: %w", t.CertFile, err)
+// Update applies what a reload may change: the certificates and the HSTS
+// header. New handshakes get the new certificates; connections already
+// open keep theirs.
+func (l *Listener) Update(cfg config.Listener, certs *Certificates) {
+	if certs != nil {
+		l.certs.Store(certs)
 	}
-	return &cert, nil
+	if cfg.TLS != nil {
+		l.setHSTS(cfg.TLS.HSTS)
+	}
 }
 
 // RestartOnly returns the errors for changes between two configs that a
 // reload cannot apply: a listener added, removed or renamed, or one whose
-// address or protocols changed. Each error is located at the new
-// config's keys and says that a restart is needed.
+// address, protocols, redirect or connection bound changed. Each error is
+// located at the new config's keys and says that a restart is needed.
 func RestartOnly(old, cfg *config.Config) []error {
 	was, now := old.PublicListeners(), cfg.PublicListeners()
 	var errs []error
@@ -166,6 +277,10 @@ func RestartOnly(old, cfg *config.Config) []error {
 			errs = append(errs, p.Key("tls").Errorf("turning TLS or h2c on or off needs a restart"))
 		case a.TLS != nil && a.TLS.MinVersion != b.TLS.MinVersion:
 			errs = append(errs, p.Key("tls").Key("min_version").Errorf("cannot change on reload; restart portico"))
+		case a.RedirectToHTTPS != b.RedirectToHTTPS || a.HTTPSPort != b.HTTPSPort:
+			errs = append(errs, p.Key("redirect_to_https").Errorf("cannot change on reload; restart portico"))
+		case a.MaxConnections != b.MaxConnections:
+			errs = append(errs, p.Key("max_connections").Errorf("cannot change on reload; restart portico"))
 		}
 	}
 	return errs

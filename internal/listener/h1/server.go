@@ -146,8 +146,12 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 	if s.TLSConfig == nil || certFile != "" || keyFile != "" {
 		return errors.New("h1: ServeTLS needs TLSConfig and no certificate files")
 	}
-	cfg := s.TLSConfig.Clone()
-	cfg.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	// The config is used as given (not cloned), so what its owner changes
+	// later (session ticket keys) reaches new handshakes.
+	cfg := s.TLSConfig
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	}
 	return s.Serve(tls.NewListener(l, cfg))
 }
 
