@@ -67,6 +67,9 @@ type Server struct {
 	deps    Deps
 	sinks   *telemetry.Sinks
 	reloads chan chan error
+	// reloaded tells the file watcher that a reload succeeded (nil when
+	// nothing watches), so it follows the new config's files.
+	reloaded chan struct{}
 	stopped chan struct{} // closed when the reload loop has ended
 	// bgCtx and bgWG own the background goroutines (reloads, log flushing,
 	// shared plugin state); set by Run before any reload can happen.
@@ -240,6 +243,12 @@ func (s *Server) reload() error {
 	s.startShared(s.bgCtx, s.bgWG)
 	s.deps.Upstreams.Activate(snap.services)
 	s.deps.Telemetry.Reload(true)
+	if s.reloaded != nil {
+		select {
+		case s.reloaded <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -327,12 +336,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.bgCtx, s.bgWG = bg, &wg
 	s.startShared(bg, &wg)
 	s.deps.Upstreams.Activate(s.current.Load().services)
-	wg.Go(func() { s.reloadLoop(bg) })
 	if s.opts.WatchFile != "" {
-		if w := s.newWatcher(s.opts.WatchFile); w != nil {
-			wg.Go(func() { s.watch(bg, w, s.opts.WatchFile) })
+		if w, set := s.newWatcher(); w != nil {
+			s.reloaded = make(chan struct{}, 1)
+			wg.Go(func() { s.watch(bg, w, set, s.reloaded) })
 		}
 	}
+	wg.Go(func() { s.reloadLoop(bg) })
 
 	serveErr := make(chan error, len(publics)+1)
 	bound := make([]string, 0, len(publics))

@@ -3,26 +3,80 @@ package gateway
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
+// The watcher reloads when the config file or a file it names (a TLS
+// certificate or key) changes. It watches the files' directories, so
+// editors that replace a file (write a temporary file, rename it over) and
+// Kubernetes ConfigMap and Secret symlink swaps ("..data") are seen too.
+// Bursts of events are coalesced: one reload 200 ms after the last event.
+// After every reload the set of watched files follows the new config.
+
+// watched is the set of files a reload depends on, by directory.
+type watched struct {
+	mu    sync.Mutex
+	files map[string]map[string]bool // dir → base names
+}
+
+func (w *watched) set(files []string) (dirs []string) {
+	m := make(map[string]map[string]bool)
+	for _, f := range files {
+		dir, base := filepath.Split(absPath(f))
+		dir = filepath.Clean(dir)
+		if m[dir] == nil {
+			m[dir] = make(map[string]bool)
+			dirs = append(dirs, dir)
+		}
+		m[dir][base] = true
+	}
+	w.mu.Lock()
+	w.files = m
+	w.mu.Unlock()
+	return dirs
+}
+
+func (w *watched) has(path string) bool {
+	dir, base := filepath.Split(path)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names := w.files[filepath.Clean(dir)]
+	return names[base] || names != nil && base == "..data"
+}
+
+// watchedFiles returns the config file and the certificate and key files
+// of the current config.
+func (s *Server) watchedFiles() []string {
+	files := []string{s.opts.WatchFile}
+	for _, l := range s.current.Load().cfg.PublicListeners() {
+		if l.TLS == nil {
+			continue
+		}
+		for _, f := range l.TLS.Files() {
+			files = append(files, f.CertFile, f.KeyFile)
+		}
+	}
+	return files
+}
+
 // newWatcher sets the watch up before the server reports that it started,
 // so no change made after that is missed; watch then runs the loop.
-func (s *Server) newWatcher(file string) *fsnotify.Watcher {
+func (s *Server) newWatcher() (*fsnotify.Watcher, *watched) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		s.log.Warn("config file watching unavailable; reload with SIGHUP", "error", err)
-		return nil
+		return nil, nil
 	}
-	dir := filepath.Dir(absPath(file))
-	if err := w.Add(dir); err != nil {
-		s.log.Warn("config file watching unavailable; reload with SIGHUP", "dir", dir, "error", err)
-		_ = w.Close()
-		return nil
+	set := &watched{}
+	for _, dir := range set.set(s.watchedFiles()) {
+		if err := w.Add(dir); err != nil {
+			s.log.Warn("file watching unavailable for a directory; reload with SIGHUP", "dir", dir, "error", err)
+		}
 	}
-	return w
+	return w, set
 }
 
 func absPath(file string) string {
@@ -32,13 +86,11 @@ func absPath(file string) string {
 	return file
 }
 
-// watch reloads when file changes. It watches the file's directory, so
-// editors that replace the file (write a temp file, rename it over) and
-// Kubernetes ConfigMap symlink swaps are seen too. Bursts of events are
-// coalesced: one reload 200 ms after the last event.
-func (s *Server) watch(ctx context.Context, w *fsnotify.Watcher, file string) {
+// watch reloads when a watched file changes, until ctx ends. After each
+// reload (whatever triggered it), reloaded tells it to follow the new
+// config's files.
+func (s *Server) watch(ctx context.Context, w *fsnotify.Watcher, set *watched, reloaded <-chan struct{}) {
 	defer w.Close()
-	base := filepath.Base(absPath(file))
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -50,8 +102,7 @@ func (s *Server) watch(ctx context.Context, w *fsnotify.Watcher, file string) {
 			if !ok {
 				return
 			}
-			name := filepath.Base(ev.Name)
-			if name == base || name == "..data" { // ..data: Kubernetes ConfigMap swap
+			if set.has(absPath(ev.Name)) {
 				timer.Reset(200 * time.Millisecond)
 			}
 		case err, ok := <-w.Errors:
@@ -60,8 +111,12 @@ func (s *Server) watch(ctx context.Context, w *fsnotify.Watcher, file string) {
 			}
 			s.log.Warn("config file watch error", "error", err)
 		case <-timer.C:
-			s.log.Info("config file changed; reloading", "file", file)
+			s.log.Info("a watched file changed; reloading", "file", s.opts.WatchFile)
 			s.requestReload()
+		case <-reloaded:
+			for _, dir := range set.set(s.watchedFiles()) {
+				_ = w.Add(dir) // adding a watched directory again is harmless
+			}
 		}
 	}
 }

@@ -162,3 +162,61 @@ routes:
 		t.Errorf("the internal service got %d requests, want only the one from its listener", n)
 	}
 }
+
+// TestCertificateFilesWatched replaces a listener's certificate files
+// (written aside and renamed over, as renewals do): new handshakes get the
+// new certificate without a signal, and a connection opened before keeps
+// working.
+func TestCertificateFilesWatched(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, "app", nil)
+	dir, roots := t.TempDir(), x509.NewCertPool()
+	certFile, keyFile := certFor(t, dir, "live", roots, "a.test")
+	g := startGateway(t, fmt.Sprintf(`admin: {listen: 127.0.0.1:0}
+listeners:
+  - name: secure
+    listen: "127.0.0.1:0"
+    tls: {cert_file: %q, key_file: %q}
+services:
+  - {name: app, url: %q}
+routes:
+  - {name: all, match: {paths: ["/"]}, service: app}
+`, certFile, keyFile, up.URL()))
+	addr := g.listeners["secure"]
+	serial := func() string {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.test", RootCAs: roots})
+		if err != nil {
+			t.Fatalf("handshake: %s", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "a.test", RootCAs: roots}}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if resp, body := get(t, client, "https://"+addr+"/before"); resp.StatusCode != 200 {
+		t.Fatalf("before: got %d %s", resp.StatusCode, body)
+	}
+
+	next := filepath.Join(dir, "next")
+	if err := os.Mkdir(next, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newCert, newKey := certFor(t, next, "live", roots, "a.test")
+	if err := os.Rename(newKey, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(newCert, certFile); err != nil {
+		t.Fatal(err)
+	}
+	if !g.stderr.waitFor(10*time.Second, g.done, func(s string) bool { return strings.Contains(s, `"config reloaded"`) }) {
+		t.Fatalf("no reload after the certificate files changed; stderr:\n%s", g.stderr)
+	}
+	if after := serial(); after == before {
+		t.Errorf("got the old certificate (serial %s) after the files changed, want the new one", before)
+	}
+	if resp, body := get(t, client, "https://"+addr+"/after"); resp.StatusCode != 200 {
+		t.Errorf("the connection opened before: got %d %s, want 200", resp.StatusCode, body)
+	}
+}
