@@ -70,7 +70,7 @@ type Server struct {
 	// reloaded tells the file watcher that a reload succeeded (nil when
 	// nothing watches), so it follows the new config's files.
 	reloaded chan struct{}
-	stopped chan struct{} // closed when the reload loop has ended
+	stopped  chan struct{} // closed when the reload loop has ended
 	// bgCtx and bgWG own the background goroutines (reloads, log flushing,
 	// shared plugin state); set by Run before any reload can happen.
 	bgCtx context.Context
