@@ -257,6 +257,30 @@ func TestDemo(t *testing.T) {
 	resp, body = get(t, c, g.URL("/nope"))
 	checkProblem(t, resp, body, http.StatusNotFound)
 
+	// The tour's edge step: the client's own X-Forwarded-For and a
+	// Connection header naming X-Consumer-ID change nothing the service
+	// sees; two API keys get 400; TRACE gets 405.
+	resp, body = do(t, c, http.MethodPost, g.URL("/api/payment/charge"),
+		strings.NewReader(`{"order_id":7,"amount":100,"currency":"EUR"}`), "Content-Type", "application/json",
+		"X-API-Key", "premium-key-67890", "X-Forwarded-For", "6.6.6.6", "Connection", "X-Consumer-ID")
+	var edgeCaller struct {
+		Caller struct {
+			ConsumerID   string `json:"consumer_id"`
+			ForwardedFor string `json:"forwarded_for"`
+		} `json:"caller"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &edgeCaller) != nil ||
+		edgeCaller.Caller.ConsumerID != "premium-app" || edgeCaller.Caller.ForwardedFor != "127.0.0.1" {
+		t.Errorf("edge step: got %d %s, want the consumer premium-app forwarded for 127.0.0.1", resp.StatusCode, body)
+	}
+	if resp, body := do(t, c, http.MethodPost, g.URL("/api/payment/charge"), nil,
+		"X-API-Key", "app-key-12345", "X-API-Key", "premium-key-67890"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("two API keys: got %d %s, want 400", resp.StatusCode, body)
+	}
+	if resp, body := do(t, c, "TRACE", g.URL("/api/orders"), nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("TRACE: got %d %s, want 405", resp.StatusCode, body)
+	}
+
 	demoReplicas(t, g, c, auth)
 
 	c.CloseIdleConnections()
@@ -264,6 +288,7 @@ func TestDemo(t *testing.T) {
 	if code := g.Wait(10 * time.Second); code != 0 {
 		t.Errorf("exit code after SIGINT: got %d, want 0", code)
 	}
+
 }
 
 // demoReplicas walks the demo tour's replica step: both orders replicas
