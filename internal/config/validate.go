@@ -31,6 +31,7 @@ func (c *Config) Validate() error {
 func (c *Config) validate() []error {
 	v := &validator{c: c}
 	v.listeners()
+	v.admin()
 	v.server()
 	v.trustedProxies()
 	v.services()
