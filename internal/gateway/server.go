@@ -370,9 +370,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	close(s.started)
 	s.ready.Store(true)
+	s.warnOpenAdmin(cfg)
 	s.log.Info("portico started", "listen", publics[0].Addr(), "listeners", strings.Join(bound, " "),
 		"admin", s.adminAddr, "routes", len(cfg.Routes))
-	s.warnOpenAdmin(cfg)
 
 	var runErr error
 	select {
