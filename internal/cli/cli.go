@@ -224,7 +224,7 @@ func serve(cfg *config.Config, opts gateway.Options, stderr io.Writer, onStart f
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", stderr)
 	listen := fs.String("listen", ":8080", "public listen address")
-	adminAddr := fs.String("admin", "127.0.0.1:9901", `admin listen address ("off" disables it)`)
+	adminAddr := fs.String("admin", "127.0.0.1:9901", `admin listen address, loopback only ("off" disables it)`)
 	controlAddr := fs.String("control", demo.DefaultControlAddr,
 		`loopback address of the demo's control listener, which stops and starts the orders replicas ("off" disables it)`)
 	level := fs.String("log-level", "info", "log level of the gateway's own log")
@@ -265,6 +265,13 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	cfg.Listen, cfg.Admin.Listen = *listen, *adminAddr
+	if !cfg.Admin.OnLoopback() {
+		// The demo's config is embedded and sets no tokens: say what to do
+		// instead of pointing at a file the user cannot edit.
+		fmt.Fprintf(stderr, "portico: --admin %s: the demo's admin API has no tokens, so it listens on loopback "+
+			"only (127.0.0.1, ::1 or localhost); for an admin API with tokens, see examples/admin-auth.yaml\n", *adminAddr)
+		return 2
+	}
 	if err := cfg.Validate(); err != nil {
 		printErrors(stderr, err)
 		return 1

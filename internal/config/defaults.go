@@ -60,6 +60,10 @@ const (
 	DefaultRateLimitAlgorithm = "gcra"
 )
 
+// DefaultAdminPublicPaths returns the admin paths answered without a
+// token: the probes.
+func DefaultAdminPublicPaths() []string { return []string{"/health", "/ready"} }
+
 // ApplyDefaults fills every empty or zero field that has a default (see
 // the Default constants). A service with a URL and no Targets gets the
 // single target {URL, weight 1}. Timeouts.Total stays 0: unbounded.
@@ -67,6 +71,9 @@ const (
 func (c *Config) ApplyDefaults() {
 	c.applyListenerDefaults()
 	setDefault(&c.Admin.Listen, DefaultAdminListen)
+	if c.Admin.PublicPaths == nil { // a written empty list opens no path
+		c.Admin.PublicPaths = DefaultAdminPublicPaths()
+	}
 	s := &c.Server
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)

@@ -19,7 +19,7 @@ func TestApplyDefaults(t *testing.T) {
 	want := &Config{
 		Listen: ":8080",
 		TLS:    &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2", HSTS: &HSTS{MaxAge: DefaultHSTSMaxAge}},
-		Admin:  Admin{Listen: "127.0.0.1:9901"},
+		Admin:  Admin{Listen: "127.0.0.1:9901", PublicPaths: []string{"/health", "/ready"}},
 		Server: Server{
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(75 * time.Second),
@@ -55,14 +55,14 @@ func TestApplyDefaults(t *testing.T) {
 func TestApplyDefaultsKeepsSetValues(t *testing.T) {
 	t.Parallel()
 	c := &Config{
-		Listen: ":1", Admin: Admin{Listen: "off"},
+		Listen: ":1", Admin: Admin{Listen: "off", PublicPaths: []string{}},
 		Server:   Server{MaxConnections: 7, HealthPath: "off", ReadyPath: "/r"},
 		Services: []Service{{Name: "a", URL: "http://a", Timeouts: Timeouts{Connect: 1, Total: 2}, MaxIdleConns: 3}},
 	}
 	c.ApplyDefaults()
 	s := c.Services[0]
 	if c.Listen != ":1" || c.Admin.Listen != "off" || c.Server.MaxConnections != 7 || c.Server.HealthPath != "off" ||
-		c.Server.ReadyPath != "/r" || s.Timeouts.Connect != 1 || s.Timeouts.Total != 2 || s.MaxIdleConns != 3 || c.TLS != nil {
+		c.Server.ReadyPath != "/r" || c.Admin.PublicPaths == nil || len(c.Admin.PublicPaths) != 0 || s.Timeouts.Connect != 1 || s.Timeouts.Total != 2 || s.MaxIdleConns != 3 || c.TLS != nil {
 		t.Errorf("got %+v, want set values kept", c)
 	}
 }

@@ -127,12 +127,55 @@ type HSTS struct {
 // listeners.
 const DefaultHSTSMaxAge = Duration(365 * 24 * time.Hour)
 
-// Admin configures the admin listener. It serves /metrics, /health, /ready
-// and POST /reload, and must not be exposed to the internet.
+// Admin configures the admin listener and who may call it. It serves
+// /metrics, /health, /ready, /routes, /upstreams, /version, POST /reload
+// and the plugins' endpoints (POST /cache/purge).
+//
+// Without Tokens the admin API is open to anyone who can reach it, which
+// is allowed only on a loopback address (127.0.0.0/8, ::1, localhost) or
+// with Insecure. With Tokens, every endpoint but PublicPaths needs
+// Authorization: Bearer <token>: the read role for GET endpoints, the write
+// role for POST /reload and the plugins' write endpoints. Everything but
+// Listen applies on reload.
 type Admin struct {
-	// Listen is the admin address. Default "127.0.0.1:9901"; "off" disables it.
+	// Listen is the admin address. Default "127.0.0.1:9901"; "off" disables
+	// it. Needs a restart to change.
 	Listen string `yaml:"listen"`
+	// Tokens are the bearer tokens accepted, each with a role. Default none:
+	// the admin API is open (loopback only, unless Insecure).
+	Tokens []AdminToken `yaml:"tokens"`
+	// PublicPaths are the admin paths answered without a token. Only GET
+	// endpoints may be listed. Default ["/health", "/ready"]; an empty list
+	// opens none.
+	PublicPaths []string `yaml:"public_paths"`
+	// Insecure allows an admin API without tokens on a non-loopback
+	// address. Default false: such a config is refused.
+	Insecure bool `yaml:"insecure"`
+	// AllowedOrigins are the browser origins ("https://ops.example.com")
+	// whose requests may call write endpoints. A write request that carries
+	// an Origin header not listed is refused (CSRF). Default none.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
+
+// AdminToken is one bearer token of the admin API.
+type AdminToken struct {
+	// Name identifies the token in logs. Required, unique.
+	Name string `yaml:"name"`
+	// Token is "sha256:<64 hex digits>", the SHA-256 of the token (the
+	// recommended form: the config then never holds the token), or the
+	// token itself, at least 32 characters from the RFC 6750 set (letters,
+	// digits, "-", ".", "_", "~", "+", "/", then "=" padding). Required,
+	// unique.
+	Token Secret `yaml:"token"`
+	// Role is "read" (GET endpoints) or "write" (every endpoint). Required.
+	Role string `yaml:"role"`
+}
+
+// Admin token roles.
+const (
+	AdminRoleRead  = "read"
+	AdminRoleWrite = "write"
+)
 
 // Server holds limits that protect the public listener. Every field has a
 // safe default.

@@ -32,6 +32,7 @@ func (c *Config) validate() []error {
 	v := &validator{c: c}
 	v.listeners()
 	v.routeListeners()
+	v.admin()
 	v.server()
 	v.trustedProxies()
 	v.services()

@@ -45,12 +45,12 @@ func TestValidate(t *testing.T) {
 		want   []string
 	}{
 		{"admin off", func(c *Config) { c.Admin.Listen = "off" }, nil},
-		{"listen port 0 twice", func(c *Config) { c.Listen, c.Admin.Listen = ":0", ":0" }, nil},
+		{"listen port 0 twice", func(c *Config) { c.Listen, c.Admin.Listen, c.Admin.Insecure = ":0", ":0", true }, nil},
 		{"listen host name", func(c *Config) { c.Listen = "localhost:8080" }, nil},
 		{"listen bad port", func(c *Config) { c.Listen = ":http" }, []string{"listen: port must be a number from 0 to 65535"}},
 		{"listen bad host", func(c *Config) { c.Listen = "a b:80" }, []string{"listen: host must be an IP address or a host name"}},
-		{"admin same as listen", func(c *Config) { c.Admin.Listen = "0.0.0.0:8080" }, []string{"admin.listen: must differ from listen"}},
-		{"admin other host same port", func(c *Config) { c.Listen, c.Admin.Listen = "10.0.0.1:80", "10.0.0.2:80" }, nil},
+		{"admin same as listen", func(c *Config) { c.Admin.Listen, c.Admin.Insecure = "0.0.0.0:8080", true }, []string{"admin.listen: must differ from listen"}},
+		{"admin other host same port", func(c *Config) { c.Listen, c.Admin.Listen, c.Admin.Insecure = "10.0.0.1:80", "10.0.0.2:80", true }, nil},
 		{"tls ok", func(c *Config) { c.TLS = &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.3"} }, nil},
 		{"tls empty version", func(c *Config) { c.TLS = &TLS{CertFile: "c", KeyFile: "k"} }, []string{`tls.min_version: must be "1.2" or "1.3"`}},
 		{"server limits", func(c *Config) {

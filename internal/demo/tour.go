@@ -139,7 +139,8 @@ func Tour(gatewayURL, adminURL, controlURL string) string {
 		line(`  #     Purge what the route cached under /api/products; the answer is {"purged": N}. A body with`)
 		line(`  #     "url" purges one URL, one with only "route" the whole route. The next request is a miss:`)
 		line(`  #     "served" goes up by one`)
-		line("  curl -s -X POST ", a, "/cache/purge -d '", tourPurgeBody, "'; echo")
+		line("  curl -s -X POST ", a, "/cache/purge -H 'Content-Type: application/json' \\")
+		line("    -d '", tourPurgeBody, "'; echo")
 		productsCall("")
 	}
 	line()

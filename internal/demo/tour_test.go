@@ -32,7 +32,7 @@ func TestTour(t *testing.T) {
 		"curl -s -X POST " + control + "/replicas/orders-2/start\n",
 		"GET " + control + "/replicas lists",
 		"for i in 1 2; do\n    curl -si '" + gw + tourProductsPath + "' \\\n      | " + cacheGrep + "; echo\n  done\n",
-		"curl -s -X POST " + admin + "/cache/purge -d '" + tourPurgeBody + "'; echo\n" +
+		"curl -s -X POST " + admin + "/cache/purge -H 'Content-Type: application/json' \\\n    -d '" + tourPurgeBody + "'; echo\n" +
 			"  curl -si '" + gw + tourProductsPath + "' \\\n    | " + cacheGrep + "; echo\n",
 		admin + "/metrics",
 	} {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/edge"
@@ -100,9 +101,13 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		s.edge.Trusted = append(s.edge.Trusted, p)
 	}
 
+	// Checked with the routes, so that one run reports both.
+	s.admin, err = admin.NewAccess(&cfg.Admin, adminEndpoints(d.Plugins, nil))
+	errs = append(errs, err)
+
 	ups, err := compileServices(cfg, d)
 	if err != nil {
-		return nil, cfg.Report(err)
+		return nil, cfg.Report(errors.Join(append(errs, err)...))
 	}
 	s.services = ups.list
 

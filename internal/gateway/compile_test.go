@@ -296,3 +296,23 @@ func TestTerminalsByRouteKind(t *testing.T) {
 		t.Errorf("got plan %+v, want a 404 answer", p)
 	}
 }
+
+// TestCompileAdminPublicPaths: a public admin path must name a GET
+// endpoint, the plugins' included; every such error is located.
+func TestCompileAdminPublicPaths(t *testing.T) {
+	t.Parallel()
+	up := echoUpstream(t)
+	const routes = `services: [{name: echo, url: "${UP}"}]
+routes: [{name: r, match: {paths: ["/r"]}, service: echo}]
+`
+	_, err := compileYAML(t, "listen: 127.0.0.1:0\nadmin:\n  public_paths: [\"/metrics\", \"/cache/purge\", \"/reload\"]\n"+routes, up.URL)
+	want := "test.yaml:3:30: admin.public_paths[1]: POST /cache/purge changes the gateway and always needs a token with the write role\n" +
+		"test.yaml:3:46: admin.public_paths[2]: POST /reload changes the gateway and always needs a token with the write role"
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+	s := mustCompile(t, "listen: 127.0.0.1:0\nadmin: {public_paths: [\"/metrics\"]}\n"+routes, up.URL)
+	if s.admin == nil || !s.admin.Open() {
+		t.Errorf("a config without tokens: got access %v, want an open admin API", s.admin)
+	}
+}

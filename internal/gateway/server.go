@@ -239,6 +239,9 @@ func (s *Server) reload() error {
 	}
 	s.mu.Unlock()
 	s.current.Store(snap)
+	if len(old.Admin.Tokens) > 0 {
+		s.warnOpenAdmin(cfg)
+	}
 	s.deps.Shared.Retire()
 	s.startShared(s.bgCtx, s.bgWG)
 	s.deps.Upstreams.Activate(snap.services)
@@ -262,14 +265,43 @@ func (s *Server) pluginEndpoints() []admin.Endpoint {
 			return slices.ContainsFunc(s.current.Load().Routes(), func(r RouteInfo) bool { return r.Name == name })
 		},
 	}
+	return adminEndpoints(s.deps.Plugins, &env)
+}
+
+// adminEndpoints lists the admin endpoints the plugins of reg serve. With
+// env, each is bound to it and can serve; without, the list only says
+// what exists (for checking admin.public_paths).
+func adminEndpoints(reg *pipeline.Registry, env *pipeline.AdminEnv) []admin.Endpoint {
 	var out []admin.Endpoint
-	for _, reg := range s.deps.Plugins.All() {
-		for _, e := range reg.Admin {
-			out = append(out, admin.Endpoint{Method: e.Method, Path: e.Path,
-				Serve: func(r *http.Request) (any, error) { return e.Serve(r, env) }})
+	for _, r := range reg.All() {
+		for _, e := range r.Admin {
+			ep := admin.Endpoint{Method: e.Method, Path: e.Path, Write: e.Write}
+			if env != nil {
+				ep.Serve = func(r *http.Request) (any, error) { return e.Serve(r, *env) }
+			}
+			out = append(out, ep)
 		}
 	}
 	return out
+}
+
+// warnOpenAdmin warns when cfg leaves the admin API open: served, and no
+// tokens set. Validation allows that on loopback, or elsewhere with
+// admin.insecure.
+func (s *Server) warnOpenAdmin(cfg *config.Config) {
+	s.mu.Lock()
+	addr := s.adminAddr
+	s.mu.Unlock()
+	if addr == "" || len(cfg.Admin.Tokens) > 0 {
+		return
+	}
+	if cfg.Admin.OnLoopback() {
+		s.log.Warn("the admin API is open: admin.tokens is empty, so every process and user on this host "+
+			"can call it, POST /reload included; set admin.tokens to require a token", "admin", addr)
+		return
+	}
+	s.log.Warn("the admin API is open on a non-loopback address (admin.insecure): anyone who can reach it "+
+		"can call it, POST /reload included; set admin.tokens to require a token", "admin", addr)
 }
 
 // restartOnly refuses changes that need a restart: the listeners and the
@@ -322,6 +354,8 @@ func (s *Server) Run(ctx context.Context) error {
 				Upstreams: func() any { return s.deps.Upstreams.Status() },
 				Endpoints: s.pluginEndpoints(),
 				Version:   s.opts.Version,
+				Access:    func() *admin.Access { return s.current.Load().admin },
+				Logger:    s.log,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       60 * time.Second,
@@ -355,6 +389,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	close(s.started)
 	s.ready.Store(true)
+	s.warnOpenAdmin(cfg)
 	s.log.Info("portico started", "listen", publics[0].Addr(), "listeners", strings.Join(bound, " "),
 		"admin", s.adminAddr, "routes", len(cfg.Routes))
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/edge"
 	"github.com/portico-gateway/portico/internal/pipeline"
@@ -30,6 +31,8 @@ type Snapshot struct {
 	healthPath, readyPath string
 	ready                 func() bool
 	routes                []RouteInfo
+	// admin is who may call the admin API while this snapshot serves.
+	admin *admin.Access
 }
 
 // route is the runtime form of one config route.
