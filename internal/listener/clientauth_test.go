@@ -182,6 +182,11 @@ func TestClientAuthReloadReachesOpenConnections(t *testing.T) {
 		if status, body, err := get(p.client(t, p.valid, version), url); err == nil {
 			t.Errorf("%s: a new client after the reload: got %d %q, want a failed handshake", tls.VersionName(version), status, body)
 		}
+		// Without client_auth, no certificate is asked for any more.
+		l.SetClientAuth(nil)
+		if status, body, err := get(p.client(t, p.valid, version), url); err != nil || body != "-" {
+			t.Errorf("%s: client_auth turned off: got %d %q %v, want 200 without a certificate", tls.VersionName(version), status, body, err)
+		}
 	}
 }
 
