@@ -192,10 +192,6 @@ func signerOf(rl *x509.RevocationList, cas []*x509.Certificate) *x509.Certificat
 	return nil
 }
 
-// Required reports whether the policy refuses handshakes without a
-// certificate.
-func (a *ClientAuth) Required() bool { return a.mode == tls.RequireAndVerifyClientCert }
-
 // check reports whether the verified chains of a connection are still
 // accepted: at least one chain ends at a CA of the policy, every
 // certificate of it is within its validity, and no certificate of any
