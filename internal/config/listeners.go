@@ -170,6 +170,7 @@ func (v *validator) listenerTLS(l *Listener) {
 	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 		v.errf(p.Key("min_version"), `must be "1.2" or "1.3"`)
 	}
+	v.clientAuth(p.Key("client_auth"), t.ClientAuth)
 	if l.H2C {
 		v.errf(l.path.Key("h2c"), "h2c is cleartext HTTP/2 and cannot be combined with tls (TLS listeners already speak HTTP/2)")
 	}

@@ -94,6 +94,9 @@ type TLS struct {
 	Certificates []CertificateFiles `yaml:"certificates"`
 	// MinVersion is "1.2" (default) or "1.3". Older versions are refused.
 	MinVersion string `yaml:"min_version"`
+	// ClientAuth, when set, asks clients for a certificate and verifies
+	// it (downstream mutual TLS). Default: no certificate is asked for.
+	ClientAuth *ClientAuth `yaml:"client_auth"`
 	// HSTS is the Strict-Transport-Security header added to every answer
 	// on the listener. Default: max_age one year, without subdomains or
 	// preload; max_age 0 turns it off.
@@ -445,6 +448,10 @@ type Credentials struct {
 	JWT []JWTCredential `yaml:"jwt"`
 	// BasicAuth users for basic_auth, with bcrypt password hashes only.
 	BasicAuth []BasicCredential `yaml:"basic_auth"`
+	// Certificates for mtls_auth: the client certificates, verified by a
+	// listener's tls.client_auth, that belong to this consumer. Unique
+	// across all consumers.
+	Certificates []CertificateCredential `yaml:"certificates"`
 }
 
 // JWTCredential is a consumer's own JWT signing key, as in Kong: a token
@@ -472,6 +479,24 @@ type BasicCredential struct {
 	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$). Plain passwords are
 	// refused.
 	PasswordHash Secret `yaml:"password_hash"`
+}
+
+// CertificateCredential names one client certificate of a consumer by one
+// of its fields; exactly one field is set.
+type CertificateCredential struct {
+	// SubjectCN is the certificate's subject common name, compared
+	// exactly.
+	SubjectCN string `yaml:"subject_cn"`
+	// SANURI is a URI subject alternative name ("spiffe://example.org/ns/
+	// prod/sa/billing"), compared exactly.
+	SANURI string `yaml:"san_uri"`
+	// SANDNS is a DNS subject alternative name, compared without regard
+	// to case or a trailing dot.
+	SANDNS string `yaml:"san_dns"`
+	// SHA256 is the SHA-256 fingerprint of the DER certificate: 64 hex
+	// digits, in either case, optionally in colon-separated pairs (as
+	// "openssl x509 -fingerprint -sha256" prints it).
+	SHA256 string `yaml:"sha256"`
 }
 
 // PluginSet is a mapping from plugin name to that plugin's settings, kept as

@@ -34,6 +34,7 @@ func (v *validator) consumers() {
 	keys := make(map[[sha256.Size]byte]string)
 	jwtKeys := make(map[string]string)
 	users := make(map[string]string)
+	certs := make(map[string]string)
 	for i := range v.c.Consumers {
 		c, p := &v.c.Consumers[i], Path{}.Index("consumers", i)
 		dupName := false
@@ -71,6 +72,9 @@ func (v *validator) consumers() {
 		}
 		for j := range c.Credentials.BasicAuth {
 			v.basicCredential(cp.Index("basic_auth", j), &c.Credentials.BasicAuth[j], owner, users)
+		}
+		for j := range c.Credentials.Certificates {
+			v.certificateCredential(cp.Index("certificates", j), &c.Credentials.Certificates[j], owner, certs)
 		}
 	}
 }

@@ -60,6 +60,16 @@ const (
 	keyB = "key-b-0123456789abcdef"
 )
 
+// colonPairs writes hex digits in colon-separated pairs, as openssl prints
+// fingerprints.
+func colonPairs(h string) string {
+	var pairs []string
+	for i := 0; i < len(h); i += 2 {
+		pairs = append(pairs, h[i:i+2])
+	}
+	return strings.Join(pairs, ":")
+}
+
 func digestOf(key string) string {
 	d := sha256.Sum256([]byte(key))
 	return "sha256:" + hex.EncodeToString(d[:])
@@ -160,6 +170,37 @@ func TestValidateConsumers(t *testing.T) {
 			"consumers[0].credentials.basic_auth[3].password_hash: bcrypt cost 4 is too low; use a cost from 10 to 31",
 			`consumers[0].credentials.basic_auth[4].password_hash: is not a valid bcrypt hash; make one with: htpasswd -bnBC 12 "" PASSWORD | tr -d ':\n'`,
 			`consumers[1].credentials.basic_auth[0].username: username "alice" is already used by consumer a`,
+		}},
+		{"certificates", []Consumer{
+			{Name: "a", Credentials: Credentials{Certificates: []CertificateCredential{
+				{SubjectCN: "billing"},
+				{SANURI: "spiffe://example.org/ns/prod/sa/billing"},
+				{SANDNS: "Billing.Example.COM."},
+				{SANDNS: "*.clients.example.com"},
+				{SHA256: strings.Repeat("Ab", 32)},
+				{},
+				{SubjectCN: "x", SANDNS: "x.example.com"},
+				{SHA256: "sha256:abc"},
+				{SANURI: "/relative"},
+				{SANDNS: "bad name"},
+				{SubjectCN: "line\nbreak"},
+			}}},
+			{Name: "b", Credentials: Credentials{Certificates: []CertificateCredential{
+				{SHA256: colonPairs(strings.Repeat("ab", 32))},
+				{SANDNS: "billing.example.com"},
+				{SANURI: "spiffe://example.org/ns/prod/sa/billing"},
+				{SubjectCN: "Billing"},
+			}}},
+		}, []string{
+			"consumers[0].credentials.certificates[5]: set exactly one of subject_cn, san_uri, san_dns or sha256",
+			"consumers[0].credentials.certificates[6]: set exactly one of subject_cn, san_uri, san_dns or sha256",
+			"consumers[0].credentials.certificates[7].sha256: must be the 64 hex digits of the certificate's SHA-256 fingerprint (colon-separated pairs allowed)",
+			"consumers[0].credentials.certificates[8].san_uri: must be an absolute URI like spiffe://example.org/ns/prod/sa/billing",
+			"consumers[0].credentials.certificates[9].san_dns: must be a DNS name like client.example.com",
+			"consumers[0].credentials.certificates[10].subject_cn: must not contain control characters",
+			"consumers[1].credentials.certificates[0].sha256: the same certificate sha256 is already used by consumer a",
+			"consumers[1].credentials.certificates[1].san_dns: the same certificate san_dns is already used by consumer a",
+			"consumers[1].credentials.certificates[2].san_uri: the same certificate san_uri is already used by consumer a",
 		}},
 	}
 	for _, tt := range tests {

@@ -53,6 +53,22 @@ func TestValidate(t *testing.T) {
 		{"admin other host same port", func(c *Config) { c.Listen, c.Admin.Listen, c.Admin.Insecure = "10.0.0.1:80", "10.0.0.2:80", true }, nil},
 		{"tls ok", func(c *Config) { c.TLS = &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.3"} }, nil},
 		{"tls empty version", func(c *Config) { c.TLS = &TLS{CertFile: "c", KeyFile: "k"} }, []string{`tls.min_version: must be "1.2" or "1.3"`}},
+		{"tls client auth", func(c *Config) {
+			c.TLS = &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2",
+				ClientAuth: &ClientAuth{CAFiles: []string{"ca.pem", "more.pem"}, CRLFiles: []string{"ca.crl"}}}
+		}, nil},
+		{"tls client auth mode request", func(c *Config) {
+			c.TLS = &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2", ClientAuth: &ClientAuth{Mode: "request", CAFiles: []string{"ca.pem"}}}
+		}, nil},
+		{"tls client auth errors", func(c *Config) {
+			c.TLS = &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2",
+				ClientAuth: &ClientAuth{Mode: "optional", CRLFiles: []string{"a.crl", "", "a.crl"}}}
+		}, []string{
+			`tls.client_auth.mode: must be "require" or "request"`,
+			"tls.client_auth.ca_files: is required: PEM files of the CAs that issue the client certificates",
+			"tls.client_auth.crl_files[1]: must be a file path",
+			"tls.client_auth.crl_files[2]: is already listed at tls.client_auth.crl_files[0]",
+		}},
 		{"server limits", func(c *Config) {
 			c.Server.MaxHeaderBytes, c.Server.MaxConnections = 512, 0
 		}, []string{"server.max_header_bytes: must be between 1KiB and 1MiB", "server.max_connections: must be at least 1"}},
@@ -129,7 +145,8 @@ func TestValidate(t *testing.T) {
 func TestValidateIsPure(t *testing.T) {
 	t.Parallel()
 	c := validConfig()
-	c.TLS = &TLS{CertFile: "/does/not/exist.crt", KeyFile: "/does/not/exist.key", MinVersion: "1.2"}
+	c.TLS = &TLS{CertFile: "/does/not/exist.crt", KeyFile: "/does/not/exist.key", MinVersion: "1.2",
+		ClientAuth: &ClientAuth{CAFiles: []string{"/does/not/exist-ca.pem"}, CRLFiles: []string{"/does/not/exist.crl"}}}
 	before := fmt.Sprintf("%+v", *c)
 	if err := c.Validate(); err != nil {
 		t.Fatalf("got %v, want nil: files are not read", err)

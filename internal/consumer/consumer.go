@@ -4,7 +4,9 @@
 //
 // API keys are looked up by their SHA-256 digest, so the time a lookup
 // takes does not depend on how much of a key matched, and the config may
-// hold "sha256:<hex>" digests instead of keys.
+// hold "sha256:<hex>" digests instead of keys. Client certificates are
+// looked up by one field at a time (fingerprint, URI or DNS name, subject
+// common name), normalized as config.CertificateCredential.Field does.
 package consumer
 
 import (
@@ -61,7 +63,11 @@ type Registry struct {
 	byKey  map[[sha256.Size]byte]*Consumer
 	jwt    map[string]*JWTKey
 	basic  map[string]*BasicUser
+	certs  map[certKey]*Consumer
 }
+
+// certKey is one certificate field and its normalized value.
+type certKey struct{ field, value string }
 
 // New builds the registry. The config has been validated (unique names,
 // keys and usernames; well-formed digests), so errors here are defensive.
@@ -71,6 +77,7 @@ func New(cs []config.Consumer) (*Registry, error) {
 		byKey:  make(map[[sha256.Size]byte]*Consumer),
 		jwt:    make(map[string]*JWTKey),
 		basic:  make(map[string]*BasicUser),
+		certs:  make(map[certKey]*Consumer),
 	}
 	for _, cc := range cs {
 		c := &Consumer{Name: cc.Name, ID: cc.ID, Groups: cc.Groups, Tier: cc.Tier,
@@ -93,6 +100,13 @@ func New(cs []config.Consumer) (*Registry, error) {
 		for _, b := range cc.Credentials.BasicAuth {
 			r.basic[b.Username] = &BasicUser{Consumer: c, Username: b.Username,
 				PasswordHash: []byte(b.PasswordHash.Value())}
+		}
+		for _, cc := range cc.Credentials.Certificates {
+			field, value, ok := cc.Field()
+			if !ok {
+				return nil, fmt.Errorf("consumer %s: a malformed certificate credential", c.Name)
+			}
+			r.certs[certKey{field, value}] = c
 		}
 	}
 	return r, nil
@@ -167,4 +181,15 @@ func (r *Registry) Basic(username string) (*BasicUser, bool) {
 	}
 	u, ok := r.basic[username]
 	return u, ok
+}
+
+// ByCertificate returns the consumer that owns the certificate credential
+// of field (config.CertSHA256, CertSANURI, CertSANDNS or CertSubjectCN)
+// with value, normalized as config.CertificateCredential.Field returns it.
+func (r *Registry) ByCertificate(field, value string) (*Consumer, bool) {
+	if r == nil {
+		return nil, false
+	}
+	c, ok := r.certs[certKey{field, value}]
+	return c, ok
 }

@@ -138,3 +138,44 @@ func BenchmarkByAPIKey(b *testing.B) {
 		}
 	}
 }
+
+func TestRegistryByCertificate(t *testing.T) {
+	t.Parallel()
+	fp := strings.Repeat("AB", 32)
+	r, err := New([]config.Consumer{
+		{Name: "billing", Credentials: config.Credentials{Certificates: []config.CertificateCredential{
+			{SANURI: "spiffe://example.org/ns/prod/sa/billing"},
+			{SANDNS: "Billing.Example.com."},
+			{SHA256: fp},
+		}}},
+		{Name: "reports", Credentials: config.Credentials{Certificates: []config.CertificateCredential{{SubjectCN: "reports"}}}},
+		{Name: "none"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		field, value, want string
+	}{
+		{config.CertSANURI, "spiffe://example.org/ns/prod/sa/billing", "billing"},
+		{config.CertSANDNS, "billing.example.com", "billing"},
+		{config.CertSHA256, strings.ToLower(fp), "billing"},
+		{config.CertSubjectCN, "reports", "reports"},
+		{config.CertSubjectCN, "Reports", ""},
+		{config.CertSubjectCN, "billing.example.com", ""}, // fields do not mix
+		{config.CertSANDNS, "spiffe://example.org/ns/prod/sa/billing", ""},
+	}
+	for _, tt := range tests {
+		got := ""
+		if c, ok := r.ByCertificate(tt.field, tt.value); ok {
+			got = c.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s %q: got consumer %q, want %q", tt.field, tt.value, got, tt.want)
+		}
+	}
+	var empty *Registry
+	if _, ok := empty.ByCertificate(config.CertSubjectCN, "reports"); ok {
+		t.Error("a nil registry knows a certificate")
+	}
+}

@@ -141,7 +141,7 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 		chains = append(chains, chain)
 		h, err := pipeline.Chain(chain, pipeline.BuildEnv{
 			Route: rc.Name, Service: rc.Service, Logger: d.Logger, Sinks: d.Sinks,
-			Consumers: consumers, Shared: shared,
+			Listeners: routeListeners(cfg, rc), Consumers: consumers, Shared: shared,
 			Store: cfg.Store, Tiers: cfg.Tiers, Telemetry: d.Telemetry,
 			ConsumerSettings: consumerPlugins,
 		}, term)
@@ -201,6 +201,22 @@ func Compile(cfg *config.Config, d Deps) (*Snapshot, error) {
 	s.edge.Headers = edge.NewHeaders(d.Plugins.IdentityHeaders(chains...), cfg.Server.ProxyHeaders,
 		cfg.Server.UnderscoresInHeaders)
 	return s, nil
+}
+
+// routeListeners returns the public listeners rc takes requests from:
+// those its listeners key names, or every one.
+func routeListeners(cfg *config.Config, rc *config.Route) []config.Listener {
+	all := cfg.PublicListeners()
+	if len(rc.Listeners) == 0 {
+		return all
+	}
+	out := make([]config.Listener, 0, len(rc.Listeners))
+	for _, l := range all {
+		if slices.Contains(rc.Listeners, l.Name) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // pluginNames lists the chain's plugins in the order a request meets them.

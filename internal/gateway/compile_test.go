@@ -249,11 +249,18 @@ func TestPanicInChainAnswers500(t *testing.T) {
 	}
 }
 
+// forgeable are the identity headers the auth gate and mtls_auth set
+// with their defaults.
+var forgeable = []string{"X-Consumer-ID", "X-Consumer-Name", "X-Consumer-Groups", "X-User-ID", "X-Anonymous-Consumer",
+	"X-Client-Cert-Subject", "X-Client-Cert-Issuer", "X-Client-Cert-Serial", "X-Client-Cert-Fingerprint",
+	"X-Client-Cert-SAN-URI", "X-Client-Cert-SAN-DNS", "Client-Cert", "Client-Cert-Chain"}
+
 // TestIdentityHeadersStrippedWithoutAuth: even a config with no
-// authentication at all never forwards client-sent identity headers.
+// authentication at all never forwards client-sent identity headers, nor
+// client certificate headers.
 func TestIdentityHeadersStrippedWithoutAuth(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, h := range []string{"X-Consumer-Id", "X-Consumer-Name", "X-Consumer-Groups", "X-User-Id", "X-Anonymous-Consumer"} {
+		for _, h := range forgeable {
 			if v := r.Header.Get(h); v != "" {
 				t.Errorf("upstream got forged %s: %q", h, v)
 			}
@@ -263,7 +270,7 @@ func TestIdentityHeadersStrippedWithoutAuth(t *testing.T) {
 	s := mustCompile(t, baseYAML, up.URL)
 	r := httptest.NewRequest("GET", "/api/exact", nil)
 	r.RemoteAddr = "192.0.2.10:4000"
-	for _, h := range []string{"X-Consumer-ID", "X-Consumer-Name", "X-Consumer-Groups", "X-User-ID", "X-Anonymous-Consumer"} {
+	for _, h := range forgeable {
 		r.Header.Set(h, "forged")
 	}
 	w := httptest.NewRecorder()
@@ -314,5 +321,52 @@ routes: [{name: r, match: {paths: ["/r"]}, service: echo}]
 	s := mustCompile(t, "listen: 127.0.0.1:0\nadmin: {public_paths: [\"/metrics\"]}\n"+routes, up.URL)
 	if s.admin == nil || !s.admin.Open() {
 		t.Errorf("a config without tokens: got access %v, want an open admin API", s.admin)
+	}
+}
+
+// TestMTLSAuthNeedsAListenerWithClientAuth: a route with mtls_auth that
+// only listeners without tls.client_auth serve is refused, located at the
+// plugin's settings; one that a listener with client_auth serves is not.
+func TestMTLSAuthNeedsAListenerWithClientAuth(t *testing.T) {
+	const listeners = `listeners:
+  - { name: web, listen: "127.0.0.1:0" }
+  - name: mtls
+    listen: "127.0.0.1:0"
+    tls:
+      cert_file: /nonexistent/tls.crt
+      key_file: /nonexistent/tls.key
+      client_auth: { ca_files: [/nonexistent/ca.pem] }
+services:
+  - { name: app, url: "${UP}" }
+routes:
+`
+	tests := []struct {
+		name, routes, want string
+	}{
+		{"only the plain listener", `  - name: api
+    match: { paths: ["/"] }
+    service: app
+    listeners: [web]
+    plugins:
+      mtls_auth: {}
+`, `test.yaml:17:7: routes[0].plugins.mtls_auth: route "api" takes requests only from listeners without tls.client_auth (web), where no client certificate is ever verified`},
+		{"every listener", `  - { name: api, match: { paths: ["/"] }, service: app, plugins: { mtls_auth: {} } }
+`, ""},
+		{"the mtls listener", `  - { name: api, match: { paths: ["/"] }, service: app, listeners: [mtls], plugins: { mtls_auth: {} } }
+`, ""},
+		{"global, and a route on the plain listener", `  - { name: api, match: { paths: ["/"] }, service: app, listeners: [mtls] }
+  - { name: open, match: { paths: ["/open"] }, service: app, listeners: [web] }
+plugins:
+  mtls_auth: {}
+`, `plugins.mtls_auth: route "open" takes requests only from listeners without tls.client_auth (web)`},
+	}
+	for _, tt := range tests {
+		_, err := compileYAML(t, listeners+tt.routes, "http://127.0.0.1:1")
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: got %v, want none", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: got %v, want an error containing %q", tt.name, err, tt.want)
+		}
 	}
 }

@@ -61,6 +61,10 @@ type Server struct {
 	// certs are the loaded certificates of the TLS listeners, by listener
 	// name, until Run opens the listeners.
 	certs map[string]*listener.Certificates
+	// clientAuth are the loaded client certificate policies of the TLS
+	// listeners that have one, by listener name, until Run opens the
+	// listeners.
+	clientAuth map[string]*listener.ClientAuth
 
 	opts    Options
 	log     *slog.Logger
@@ -114,6 +118,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if s.certs, err = loadCertificates(cfg); err != nil {
+		return nil, err
+	}
+	if s.clientAuth, err = loadClientAuth(cfg); err != nil {
 		return nil, err
 	}
 	s.current.Store(snap)
@@ -227,6 +234,11 @@ func (s *Server) reload() error {
 		s.deps.Telemetry.Reload(false)
 		return err
 	}
+	clientAuth, err := loadClientAuth(cfg)
+	if err != nil {
+		s.deps.Telemetry.Reload(false)
+		return err
+	}
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		s.deps.Telemetry.Reload(false)
@@ -236,6 +248,7 @@ func (s *Server) reload() error {
 	lcs := cfg.PublicListeners()
 	for i, l := range s.listeners {
 		l.Update(lcs[i], certs[l.Name()])
+		l.SetClientAuth(clientAuth[l.Name()])
 	}
 	s.mu.Unlock()
 	s.current.Store(snap)
@@ -331,6 +344,25 @@ func loadCertificates(cfg *config.Config) (map[string]*listener.Certificates, er
 			return nil, cfg.Locate(l.Path().Key("tls").Errorf("%s", err.Error()))
 		}
 		out[l.Name] = c
+	}
+	return out, nil
+}
+
+// loadClientAuth loads the client certificate policies (CA and CRL
+// files) of every TLS listener of cfg that has tls.client_auth, by
+// listener name; the first failure is returned, located at the file's
+// key.
+func loadClientAuth(cfg *config.Config) (map[string]*listener.ClientAuth, error) {
+	out := make(map[string]*listener.ClientAuth)
+	for _, l := range cfg.PublicListeners() {
+		if l.TLS == nil || l.TLS.ClientAuth == nil {
+			continue
+		}
+		a, err := listener.LoadClientAuth(l.TLS.ClientAuth, l.Path().Key("tls").Key("client_auth"))
+		if err != nil {
+			return nil, cfg.Locate(err)
+		}
+		out[l.Name] = a
 	}
 	return out, nil
 }
@@ -454,7 +486,8 @@ func (s *Server) listen(cfg *config.Config) ([]*listener.Listener, net.Listener,
 				continue
 			}
 			l, err := listener.Open(listener.Options{Config: lc, Server: cfg.Server, Handler: s.forListener(i),
-				Slots: slots, Certificates: s.certs[lc.Name], HTTPSPort: httpsPort, ErrorLog: errorLog})
+				Slots: slots, Certificates: s.certs[lc.Name], ClientAuth: s.clientAuth[lc.Name],
+				HTTPSPort: httpsPort, ErrorLog: errorLog})
 			if err != nil {
 				closeAll()
 				return nil, nil, err
@@ -476,6 +509,7 @@ func (s *Server) listen(cfg *config.Config) ([]*listener.Listener, net.Listener,
 	s.mu.Lock()
 	s.listeners = publics
 	s.certs = nil
+	s.clientAuth = nil
 	if adm != nil {
 		s.adminAddr = adm.Addr().String()
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // The watcher reloads when the config file or a file it names (a TLS
-// certificate or key) changes. It watches the files' directories, so
+// certificate or key, a client CA or CRL) changes. It watches the files' directories, so
 // editors that replace a file (write a temporary file, rename it over) and
 // Kubernetes ConfigMap and Secret symlink swaps ("..data") are seen too.
 // Bursts of events are coalesced: one reload 200 ms after the last event.
@@ -47,8 +47,8 @@ func (w *watched) has(path string) bool {
 	return names[base] || names != nil && base == "..data"
 }
 
-// watchedFiles returns the config file and the certificate and key files
-// of the current config.
+// watchedFiles returns the config file and the certificate, key, client
+// CA and CRL files of the current config.
 func (s *Server) watchedFiles() []string {
 	files := []string{s.opts.WatchFile}
 	for _, l := range s.current.Load().cfg.PublicListeners() {
@@ -57,6 +57,9 @@ func (s *Server) watchedFiles() []string {
 		}
 		for _, f := range l.TLS.Files() {
 			files = append(files, f.CertFile, f.KeyFile)
+		}
+		if l.TLS.ClientAuth != nil {
+			files = append(files, l.TLS.ClientAuth.Files()...)
 		}
 	}
 	return files

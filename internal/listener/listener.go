@@ -9,11 +9,14 @@
 // client asks for (SNI, certs.go), refuses with 421 a request whose Host
 // would have picked another certificate (domain fronting), adds
 // Strict-Transport-Security to every answer, and rotates its session
-// ticket keys. A plain listener can redirect everything to HTTPS.
+// ticket keys. With tls.client_auth it asks clients for a certificate and
+// verifies it (clientauth.go). A plain listener can redirect everything
+// to HTTPS.
 //
 // A listener's address and protocols are fixed for its life; its
-// certificates and HSTS header can be replaced while it serves (Update),
-// which a config reload does.
+// certificates and HSTS header (Update) and its client certificate policy
+// (SetClientAuth) can be replaced while it serves, which a config reload
+// does.
 package listener
 
 import (
@@ -46,6 +49,10 @@ type Options struct {
 	// Certificates are the TLS certificates already loaded from
 	// Config.TLS; nil loads them.
 	Certificates *Certificates
+	// ClientAuth is the client certificate policy already loaded from
+	// Config.TLS.ClientAuth; nil loads it when Config.TLS.ClientAuth is
+	// set.
+	ClientAuth *ClientAuth
 	// HTTPSPort is the port a redirect_to_https listener redirects to
 	// when Config.HTTPSPort is not set (the first TLS listener's).
 	HTTPSPort int
@@ -63,6 +70,10 @@ type Listener struct {
 	tickets *ticketKeys            // nil for plain listeners
 	next    http.Handler
 	port    string // the HTTPS port a redirect names ("" for 443)
+
+	// clientAuth is the client certificate policy; nil when the listener
+	// asks for no certificates.
+	clientAuth atomic.Pointer[ClientAuth]
 }
 
 // Open loads the listener's certificates (if it serves TLS) and binds its
@@ -80,6 +91,14 @@ func Open(o Options) (*Listener, error) {
 		l.certs.Store(certs)
 		l.setHSTS(t.HSTS)
 		l.tickets = newTicketKeys()
+		ca := o.ClientAuth
+		if ca == nil && t.ClientAuth != nil {
+			var err error
+			if ca, err = LoadClientAuth(t.ClientAuth, o.Config.Path().Key("tls").Key("client_auth")); err != nil {
+				return nil, err
+			}
+		}
+		l.clientAuth.Store(ca)
 	}
 	if o.Config.RedirectToHTTPS {
 		port := o.Config.HTTPSPort
@@ -147,6 +166,7 @@ func (l *Listener) tlsConfig(t *config.TLS) *tls.Config {
 		},
 	}
 	l.tickets.install(cfg)
+	l.installClientAuth(cfg)
 	return cfg
 }
 
@@ -169,6 +189,12 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if v := *l.hsts.Load(); v != "" {
 			w.Header()["Strict-Transport-Security"] = []string{v}
+		}
+		if !l.clientAuth.Load().Accepts(r.TLS) {
+			w.Header()["Connection"] = []string{"close"}
+			problem.Write(w, r, http.StatusMisdirectedRequest, "",
+				"the connection's client certificate is no longer accepted; open a new connection")
+			return
 		}
 	}
 	l.next.ServeHTTP(w, r)

@@ -207,6 +207,11 @@ type BuildEnv struct {
 	Logger *slog.Logger
 	// Sinks opens shared log outputs by name (see package telemetry).
 	Sinks LogSinks
+	// Listeners are the public listeners the route takes requests from
+	// (its routes[].listeners, or every listener), so Build can refuse a
+	// route that no listener serves the way the plugin needs; nil when not
+	// known (the chain of unmatched requests).
+	Listeners []config.Listener
 	// Consumers are the config's known callers.
 	Consumers *consumer.Registry
 	// Shared holds state that outlives a snapshot (key sets, token caches).

@@ -18,6 +18,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/iprestriction"
 	"github.com/portico-gateway/portico/internal/plugins/jwt"
 	"github.com/portico-gateway/portico/internal/plugins/keyauth"
+	"github.com/portico-gateway/portico/internal/plugins/mtlsauth"
 	"github.com/portico-gateway/portico/internal/plugins/ratelimit"
 	"github.com/portico-gateway/portico/internal/plugins/requestid"
 	"github.com/portico-gateway/portico/internal/plugins/transform"
@@ -36,6 +37,7 @@ func All() []pipeline.Registration {
 		jwt.Registration(),
 		basicauth.Registration(),
 		introspection.Registration(),
+		mtlsauth.Registration(),
 		authgate.Registration(),
 		acl.Registration(),
 		ratelimit.IPRegistration(),

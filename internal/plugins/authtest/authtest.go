@@ -6,6 +6,7 @@
 package authtest
 
 import (
+	"crypto/tls"
 	"net/http"
 	"testing"
 
@@ -55,6 +56,12 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 func Start(t testing.TB, opts Options, plugins ...pipeline.Configured) *Gateway {
 	t.Helper()
 	return &Gateway{Gateway: plugintest.Start(t, opts, plugins...)}
+}
+
+// WithClientCertificate returns a copy of g whose Client presents cert
+// (nil: none) whenever the listener asks for one.
+func (g *Gateway) WithClientCertificate(t testing.TB, cert *tls.Certificate) *Gateway {
+	return &Gateway{Gateway: g.Gateway.WithClientCertificate(t, cert)}
 }
 
 // Do sends a GET for pathAndQuery with header. Requests to one Gateway

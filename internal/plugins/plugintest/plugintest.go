@@ -5,10 +5,14 @@
 // path captures), the route's plugin chain assembled by the gateway's own
 // rules (pipeline.Registry.Assemble: the auth gate added where the
 // compiler adds it), and the real internal/proxy in front of a real
-// upstream that records every request reaching it.
+// upstream that records every request reaching it. The edge is served
+// over plain HTTP, or with Options.TLS by the gateway's own TLS listener
+// (certificates, client certificates).
 package plugintest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -17,10 +21,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
 	"github.com/portico-gateway/portico/internal/edge"
+	"github.com/portico-gateway/portico/internal/listener"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/proxy"
@@ -106,6 +112,12 @@ type Options struct {
 
 	// Listen is the edge's listen address. Default "127.0.0.1:0".
 	Listen string
+	// TLS, when set, serves the edge over HTTPS through the gateway's own
+	// listener (internal/listener) with these settings: certificates,
+	// min_version (default "1.2") and client_auth. Default: plain HTTP.
+	TLS *config.TLS
+	// RootCAs verify the listener's certificate for Client (with TLS).
+	RootCAs *x509.CertPool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed, as
 	// the gateway's trusted_proxies.
 	TrustedProxies []netip.Prefix
@@ -125,6 +137,8 @@ type Gateway struct {
 	// Client talks to the edge without asking for compression, so bodies
 	// arrive as the gateway sent them.
 	Client *http.Client
+
+	roots *x509.CertPool // with Options.TLS
 }
 
 // Build compiles plugins into a chain in front of the proxy and an
@@ -171,14 +185,12 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 	reg := registryOf(plugins)
 	chain := reg.Assemble(pipeline.Levels{Route: plugins})
 	g.Identity = reg.IdentityHeaders(chain)
+	lc := config.Listener{Name: "test", Listen: opts.Listen, TLS: opts.TLS}
 	h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: opts.Route, Service: opts.Service,
-		Consumers: cons, Shared: opts.Shared}, proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
+		Listeners: []config.Listener{lc}, Consumers: cons, Shared: opts.Shared},
+		proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
 	if err != nil {
 		return nil, err
-	}
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		t.Fatal(err)
 	}
 	// The gateway's own edge, in front of one route: it strips the
 	// identity headers and creates the Exchange; the route is the one
@@ -194,18 +206,78 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 			st.Routed(opts.Route, opts.Service, norm, path, params(opts.Params, r.URL.Path), nil)
 			h.ServeHTTP(w, r)
 		})}
+	if opts.TLS != nil {
+		g.roots = opts.RootCAs
+		g.URL = serveTLS(t, lc, front)
+		g.Client = g.client(nil)
+		t.Cleanup(g.Client.CloseIdleConnections)
+		return g, nil
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(front)
 	_ = srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
-	tr := &http.Transport{DisableCompression: true}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		srv.Close()
-	})
+	t.Cleanup(srv.Close)
 	g.URL = srv.URL
-	g.Client = &http.Client{Transport: tr}
+	g.Client = g.client(nil)
+	t.Cleanup(g.Client.CloseIdleConnections)
 	return g, nil
+}
+
+// serveTLS serves h on the gateway's own TLS listener configured as lc
+// until the test ends, and returns its base URL.
+func serveTLS(t testing.TB, lc config.Listener, h http.Handler) string {
+	t.Helper()
+	tlsc := *lc.TLS
+	if tlsc.MinVersion == "" {
+		tlsc.MinVersion = config.DefaultTLSMinVersion
+	}
+	lc.TLS = &tlsc
+	l, err := listener.Open(listener.Options{Config: lc, Handler: h,
+		Server: config.Server{ReadHeaderTimeout: config.Duration(10 * time.Second)}})
+	if err != nil {
+		t.Fatalf("open the TLS listener: %s", err.Error())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Serve()
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+	})
+	return "https://" + l.Addr()
+}
+
+// client returns a client of the edge that does not ask for compression
+// and, on TLS, trusts the roots and presents cert (nil: none) whenever
+// the listener asks for a certificate.
+func (g *Gateway) client(cert *tls.Certificate) *http.Client {
+	tr := &http.Transport{DisableCompression: true}
+	if g.roots != nil || cert != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: g.roots}
+		if cert != nil {
+			tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return cert, nil
+			}
+		}
+	}
+	return &http.Client{Transport: tr}
+}
+
+// WithClientCertificate returns a copy of g whose Client presents cert
+// (nil: none) whenever the listener asks for one, whichever CAs it names.
+// Its connections are closed when the test ends.
+func (g *Gateway) WithClientCertificate(t testing.TB, cert *tls.Certificate) *Gateway {
+	c := *g
+	c.Client = c.client(cert)
+	t.Cleanup(c.Client.CloseIdleConnections)
+	return &c
 }
 
 // Start is Build failing the test on a build error.
