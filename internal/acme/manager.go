@@ -242,6 +242,8 @@ func (m *Manager) Run(ctx context.Context) {
 			}
 			if m.due(d) {
 				m.maintain(ctx, d)
+			} else if d.leaf == nil || d.gone {
+				m.load(ctx, d) // another instance may have obtained it meanwhile
 			}
 			if d.staple != nil && !m.now().Before(d.staple.Next()) {
 				if err := d.staple.Refresh(ctx, m.ocspHC, m.now()); err != nil && ctx.Err() == nil {
@@ -302,6 +304,13 @@ func (m *Manager) nextCheck(d *Domain) time.Time {
 	if d.staple != nil && d.staple.Next().Before(t) {
 		t = d.staple.Next()
 	}
+	if d.leaf == nil || d.gone {
+		// Without a certificate, look at storage often: an instance
+		// sharing it may obtain one while this one waits for its retry.
+		if soon := m.now().Add(lockWait); soon.Before(t) {
+			t = soon
+		}
+	}
 	return t
 }
 
@@ -328,6 +337,8 @@ func (m *Manager) load(ctx context.Context, d *Domain) bool {
 		return true // the one served
 	}
 	m.adopt(d, cert)
+	m.log.Info("certificate loaded from storage", "domain", d.name, "serial", cert.Leaf.SerialNumber.Text(16),
+		"not_after", cert.Leaf.NotAfter)
 	return true
 }
 
@@ -418,7 +429,8 @@ func (m *Manager) order(ctx context.Context, domain string) (*tls.Certificate, e
 			return nil, err
 		}
 	}
-	if _, err := client.WaitOrder(ctx, o.URI); err != nil {
+	o, err = client.WaitOrder(ctx, o.URI)
+	if err != nil {
 		return nil, fmt.Errorf("wait for order: %w", err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -429,7 +441,7 @@ func (m *Manager) order(ctx context.Context, domain string) (*tls.Certificate, e
 	if err != nil {
 		return nil, fmt.Errorf("csr: %w", err)
 	}
-	chain, _, err := client.CreateOrderCert(ctx, o.FinalizeURL, csr, true)
+	chain, _, err := client.CreateCertFromOrder(ctx, o, csr, true)
 	if err != nil {
 		return nil, fmt.Errorf("finalize order: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 
 	"github.com/portico-gateway/portico/internal/acme"
@@ -26,6 +27,13 @@ func (s *Server) acmeManager(cfg *config.Config, a *config.ACME) (*acme.Manager,
 	store, storeID, err := acmeStorage(s.deps.Shared, cfg, a)
 	if err != nil {
 		return nil, err
+	}
+	// HTTP-01 is answered on plain listeners only: without one, the
+	// authority is not asked to use it.
+	if !slices.ContainsFunc(cfg.PublicListeners(), func(l config.Listener) bool { return l.TLS == nil }) {
+		c := *a
+		c.Challenges = slices.DeleteFunc(slices.Clone(a.Challenges), func(ch string) bool { return ch == config.ChallengeHTTP01 })
+		a = &c
 	}
 	id := sha256.Sum256([]byte(strings.Join([]string{
 		a.Directory, a.Email, a.CAFile, strings.Join(a.Challenges, ","), a.RenewBefore.D().String(),
