@@ -84,6 +84,9 @@ type Options struct {
 	Orders telemetry.ACMEOrders
 	// HTTPClient reaches OCSP responders (nil: a client with a timeout).
 	HTTPClient *http.Client
+	// CA is the content of Settings.CAFile (see ReadCA); nil trusts the
+	// system roots.
+	CA []byte
 }
 
 // Manager obtains, renews and serves the certificates of one tls.acme.
@@ -130,13 +133,12 @@ func (d *Domain) Name() string { return d.name }
 // one is obtained.
 func (d *Domain) Certificate() *tls.Certificate { return d.cur.Load() }
 
-// New returns a manager for o.Settings. It reads ca_file but contacts
-// no one: Run does.
+// New returns a manager for o.Settings. It contacts no one: Run does.
 func New(o Options) (*Manager, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	hc, err := acmeHTTPClient(o.Settings.CAFile)
+	hc, err := acmeHTTPClient(o.CA, o.Settings.CAFile)
 	if err != nil {
 		return nil, err
 	}
@@ -157,15 +159,23 @@ func New(o Options) (*Manager, error) {
 	return m, nil
 }
 
+// ReadCA reads tls.acme.ca_file ("" reads nothing).
+func ReadCA(caFile string) ([]byte, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("acme ca_file: %w", err)
+	}
+	return b, nil
+}
+
 // acmeHTTPClient is the client to the ACME server: the system roots, or
-// only the certificates of caFile.
-func acmeHTTPClient(caFile string) (*http.Client, error) {
+// only the certificates of pem (read from caFile).
+func acmeHTTPClient(pem []byte, caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("acme ca_file: %w", err)
-		}
+	if pem != nil {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("acme ca_file %s: no PEM certificate", caFile)
@@ -243,7 +253,7 @@ func (m *Manager) Run(ctx context.Context) {
 			if m.due(d) {
 				m.maintain(ctx, d)
 			} else if d.leaf == nil || d.gone {
-				m.load(ctx, d) // another instance may have obtained it meanwhile
+				m.loadLogged(ctx, d, false) // another instance may have obtained it meanwhile
 			}
 			if d.staple != nil && !m.now().Before(d.staple.Next()) {
 				if err := d.staple.Refresh(ctx, m.ocspHC, m.now()); err != nil && ctx.Err() == nil {
@@ -316,14 +326,22 @@ func (m *Manager) nextCheck(d *Domain) time.Time {
 
 // load reads d's certificate from storage and serves it when it is newer
 // than the one served; a missing one marks d for a new order.
-func (m *Manager) load(ctx context.Context, d *Domain) bool {
+func (m *Manager) load(ctx context.Context, d *Domain) bool { return m.loadLogged(ctx, d, true) }
+
+// loadLogged is load; with warn false a storage error is logged at debug
+// level only (the frequent look of an instance waiting for another).
+func (m *Manager) loadLogged(ctx context.Context, d *Domain, warn bool) bool {
 	b, err := m.store.Get(ctx, m.certKey(d.name))
 	if errors.Is(err, fs.ErrNotExist) {
 		d.gone = d.leaf != nil
 		return false
 	}
 	if err != nil {
-		m.log.Warn("acme storage read failed", "domain", d.name, "error", err)
+		lvl := slog.LevelWarn
+		if !warn {
+			lvl = slog.LevelDebug
+		}
+		m.log.Log(ctx, lvl, "acme storage read failed", "domain", d.name, "error", err)
 		return false
 	}
 	cert, err := parseBundle(b)

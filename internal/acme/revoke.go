@@ -35,7 +35,11 @@ func Revoke(ctx context.Context, set *config.ACME, store Storage, domain string)
 	if err != nil {
 		return nil, err
 	}
-	hc, err := acmeHTTPClient(set.CAFile)
+	ca, err := ReadCA(set.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := acmeHTTPClient(ca, set.CAFile)
 	if err != nil {
 		return nil, err
 	}

@@ -35,13 +35,19 @@ func (s *Server) acmeManager(cfg *config.Config, a *config.ACME) (*acme.Manager,
 		c.Challenges = slices.DeleteFunc(slices.Clone(a.Challenges), func(ch string) bool { return ch == config.ChallengeHTTP01 })
 		a = &c
 	}
+	// The CA's content is part of the key: a fixed ca_file takes effect
+	// on the next reload.
+	ca, err := acme.ReadCA(a.CAFile)
+	if err != nil {
+		return nil, err
+	}
 	id := sha256.Sum256([]byte(strings.Join([]string{
-		a.Directory, a.Email, a.CAFile, strings.Join(a.Challenges, ","), a.RenewBefore.D().String(),
+		a.Directory, a.Email, string(ca), strings.Join(a.Challenges, ","), a.RenewBefore.D().String(),
 		strings.Join(a.Domains, ","), storeID}, "\x00")))
 	key := pipeline.NewKey[*managerEntry]("acme:" + hex.EncodeToString(id[:12]))
 	e := pipeline.Get(s.deps.Shared, key, func() *managerEntry {
 		m, err := acme.New(acme.Options{Settings: a, Storage: store, Logger: s.log.With("acme", a.Directory),
-			Orders: s.deps.Telemetry.ACMEOrders()})
+			Orders: s.deps.Telemetry.ACMEOrders(), CA: ca})
 		return &managerEntry{m: m, err: err}
 	})
 	return e.m, e.err
