@@ -1,6 +1,6 @@
 # Portico — build, test, benchmark.
 #   make build   static binary in bin/portico
-#   make test    install what the tests need, then vet and run every test with the race detector
+#   make test    install what the tests need (Debian packages, Go modules incl. Pebble), then vet and run every test with the race detector
 #   make bench   go benchmarks + the proxy comparison against NGINX, HAProxy and Caddy
 #   make bench-cache  cache hits: Portico's cache plugin against NGINX proxy_cache
 #   make bench-memory RSS after bursts: back near idle within 15 s

@@ -17,3 +17,8 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v go >/dev/null || { echo "go is not on PATH (need Go 1.26)"; exit 1; }
+# Every module, the tools too: the ACME tests build Pebble and its DNS
+# server (go.mod's tool block) from the module cache, never downloading
+# at test time.
+cd "$(dirname "$0")/.."
+go mod download

@@ -32,6 +32,8 @@ Usage:
   portico validate [-c portico.yaml]     check a config: prints "ok" or every error, exit 1 on errors
   portico demo     [--listen :8080] [--admin 127.0.0.1:9901] [--control 127.0.0.1:9902]
                                          run the gateway in front of built-in demo services
+  portico certs revoke [-c portico.yaml] NAME
+                                         revoke the ACME certificate of NAME and delete it from storage
   portico version                        print the version
 
 Signals (run): SIGHUP reloads the config, SIGUSR1 reopens log files,
@@ -51,6 +53,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(args[1:], stdout, stderr)
+	case "certs":
+		return certs(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "portico", version())
 		return 0

@@ -76,6 +76,7 @@ func (t *TLS) applyDefaults() {
 	if t.HSTS == nil {
 		t.HSTS = &HSTS{MaxAge: DefaultHSTSMaxAge}
 	}
+	t.ACME.applyDefaults()
 }
 
 // Files returns the listener's certificates: Certificates, after the
@@ -117,6 +118,7 @@ func (v *validator) listeners() {
 			v.errf(p.Key("max_connections"), "must not be negative")
 		}
 	}
+	v.acmeListeners(list)
 	ap := Path{}.Key("admin").Key("listen")
 	admin := c.Admin.Listen
 	if admin == "off" || !v.addr(ap, admin) {
@@ -136,8 +138,8 @@ func (v *validator) listenerTLS(l *Listener) {
 	}
 	p := l.path.Key("tls")
 	switch {
-	case t.CertFile == "" && t.KeyFile == "" && len(t.Certificates) == 0:
-		v.errf(p.Key("cert_file"), "is required when tls is set (or list certificates)")
+	case t.CertFile == "" && t.KeyFile == "" && len(t.Certificates) == 0 && t.ACME == nil:
+		v.errf(p.Key("cert_file"), "is required when tls is set (or list certificates, or obtain them with acme)")
 	case t.CertFile == "" && t.KeyFile != "":
 		v.errf(p.Key("cert_file"), "is required with key_file")
 	case t.CertFile != "" && t.KeyFile == "":
@@ -166,6 +168,9 @@ func (v *validator) listenerTLS(l *Listener) {
 		case h.MaxAge == 0 && (h.IncludeSubdomains || h.Preload):
 			v.errf(hp.Key("max_age"), "is 0, which turns the header off; remove include_subdomains and preload, or set a max_age")
 		}
+	}
+	if t.ACME != nil {
+		v.acme(p.Key("acme"), t.ACME)
 	}
 	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
 		v.errf(p.Key("min_version"), `must be "1.2" or "1.3"`)

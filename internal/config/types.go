@@ -101,6 +101,10 @@ type TLS struct {
 	// on the listener. Default: max_age one year, without subdomains or
 	// preload; max_age 0 turns it off.
 	HSTS *HSTS `yaml:"hsts"`
+	// ACME obtains and renews certificates for the names it lists from an
+	// ACME certificate authority (Let's Encrypt by default). With ACME,
+	// certificate files are optional.
+	ACME *ACME `yaml:"acme"`
 }
 
 // CertificateFiles is one certificate of a TLS listener.

@@ -52,6 +52,14 @@ func TestValidate(t *testing.T) {
 		{"admin same as listen", func(c *Config) { c.Admin.Listen, c.Admin.Insecure = "0.0.0.0:8080", true }, []string{"admin.listen: must differ from listen"}},
 		{"admin other host same port", func(c *Config) { c.Listen, c.Admin.Listen, c.Admin.Insecure = "10.0.0.1:80", "10.0.0.2:80", true }, nil},
 		{"tls ok", func(c *Config) { c.TLS = &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.3"} }, nil},
+		{"tls acme without files", func(c *Config) {
+			c.TLS = &TLS{MinVersion: "1.2", ACME: &ACME{Domains: []string{"api.example.com"}}}
+			c.TLS.ACME.applyDefaults()
+		}, nil},
+		{"tls acme http-01 only without a plain listener", func(c *Config) {
+			c.TLS = &TLS{MinVersion: "1.2", ACME: &ACME{Domains: []string{"api.example.com"}, Challenges: []string{"http-01"}}}
+			c.TLS.ACME.applyDefaults()
+		}, []string{"tls.acme.challenges: http-01 is answered on plain listeners and there is none: add one (port 80) or allow tls-alpn-01"}},
 		{"tls empty version", func(c *Config) { c.TLS = &TLS{CertFile: "c", KeyFile: "k"} }, []string{`tls.min_version: must be "1.2" or "1.3"`}},
 		{"tls client auth", func(c *Config) {
 			c.TLS = &TLS{CertFile: "c", KeyFile: "k", MinVersion: "1.2",

@@ -16,6 +16,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico-gateway/portico/internal/acme"
 	"github.com/portico-gateway/portico/internal/admin"
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/listener"
@@ -65,6 +67,9 @@ type Server struct {
 	// listeners that have one, by listener name, until Run opens the
 	// listeners.
 	clientAuth map[string]*listener.ClientAuth
+	// challenges answers the ACME challenges of the current config's
+	// managers on every listener.
+	challenges *acme.Challenges
 
 	opts    Options
 	log     *slog.Logger
@@ -92,12 +97,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		sinks:   opts.Sinks,
-		reloads: make(chan chan error, 1),
-		started: make(chan struct{}),
-		stopped: make(chan struct{}),
+		opts:       opts,
+		log:        opts.Logger,
+		sinks:      opts.Sinks,
+		reloads:    make(chan chan error, 1),
+		challenges: &acme.Challenges{},
+		started:    make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	if s.sinks == nil {
 		s.sinks = telemetry.NewSinks(nil, nil)
@@ -113,16 +119,19 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s.deps.Ready = s.isReady
 	s.deps.Telemetry.SetSource("upstream", s.deps.Upstreams.Report)
+	s.deps.Telemetry.SetSource("tls", s.reportCertificates)
 	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		return nil, err
 	}
-	if s.certs, err = loadCertificates(cfg); err != nil {
+	var managers []*acme.Manager
+	if s.certs, managers, err = s.loadCertificates(cfg); err != nil {
 		return nil, err
 	}
 	if s.clientAuth, err = loadClientAuth(cfg); err != nil {
 		return nil, err
 	}
+	s.challenges.Set(managers)
 	s.current.Store(snap)
 	s.deps.Telemetry.Reload(true) // the first load counts as a successful load
 	return s, nil
@@ -229,17 +238,19 @@ func (s *Server) reload() error {
 		s.deps.Telemetry.Reload(false)
 		return err
 	}
-	certs, err := loadCertificates(cfg)
+	// Compile first: it begins the generation of shared state that the
+	// ACME managers of the certificates belong to.
+	snap, err := Compile(cfg, s.deps)
+	if err != nil {
+		s.deps.Telemetry.Reload(false)
+		return err
+	}
+	certs, managers, err := s.loadCertificates(cfg)
 	if err != nil {
 		s.deps.Telemetry.Reload(false)
 		return err
 	}
 	clientAuth, err := loadClientAuth(cfg)
-	if err != nil {
-		s.deps.Telemetry.Reload(false)
-		return err
-	}
-	snap, err := Compile(cfg, s.deps)
 	if err != nil {
 		s.deps.Telemetry.Reload(false)
 		return err
@@ -254,6 +265,10 @@ func (s *Server) reload() error {
 	s.current.Store(snap)
 	if len(old.Admin.Tokens) > 0 {
 		s.warnOpenAdmin(cfg)
+	}
+	s.challenges.Set(managers)
+	for _, m := range managers {
+		m.Resync() // a certificate revoked and deleted meanwhile is ordered again
 	}
 	s.deps.Shared.Retire()
 	s.startShared(s.bgCtx, s.bgWG)
@@ -331,21 +346,59 @@ func restartOnly(old, cfg *config.Config) error {
 }
 
 // loadCertificates loads the certificates of every TLS listener of cfg,
-// by listener name; the first failure is returned, located at the
-// listener's tls key.
-func loadCertificates(cfg *config.Config) (map[string]*listener.Certificates, error) {
+// by listener name, with the ACME managers of their tls.acme (made or
+// found in the shared state, so a reload keeps them); the first failure
+// is returned, located at the listener's tls key. Call it after Compile
+// has begun the generation.
+func (s *Server) loadCertificates(cfg *config.Config) (map[string]*listener.Certificates, []*acme.Manager, error) {
 	out := make(map[string]*listener.Certificates)
+	var managers []*acme.Manager
 	for _, l := range cfg.PublicListeners() {
 		if l.TLS == nil {
 			continue
 		}
-		c, err := listener.LoadCertificates(l.TLS)
+		var sources []listener.NamedSource
+		if l.TLS.ACME != nil {
+			m, err := s.acmeManager(cfg, l.TLS.ACME)
+			if err != nil {
+				return nil, nil, cfg.Locate(l.Path().Key("tls").Key("acme").Errorf("%s", err.Error()))
+			}
+			managers = append(managers, m)
+			for _, d := range m.Domains() {
+				sources = append(sources, listener.NamedSource{Name: d.Name(), Source: d})
+			}
+		}
+		c, err := listener.NewCertificates(l.TLS, sources)
 		if err != nil {
-			return nil, cfg.Locate(l.Path().Key("tls").Errorf("%s", err.Error()))
+			return nil, nil, cfg.Locate(l.Path().Key("tls").Errorf("%s", err.Error()))
 		}
 		out[l.Name] = c
 	}
-	return out, nil
+	return out, managers, nil
+}
+
+// reportCertificates emits the time left on every certificate of the TLS
+// listeners, at scrape time.
+func (s *Server) reportCertificates(e *telemetry.Emitter) {
+	s.mu.Lock()
+	certs := make(map[string]*listener.Certificates, len(s.certs)+len(s.listeners))
+	for name, c := range s.certs {
+		certs[name] = c
+	}
+	for _, l := range s.listeners {
+		if c := l.Certificates(); c != nil {
+			certs[l.Name()] = c
+		}
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	for name, c := range certs {
+		c.Each(func(cn string, cert *tls.Certificate) {
+			if cert.Leaf != nil {
+				e.Emit(telemetry.TLSCertificateExpiry, cert.Leaf.NotAfter.Sub(now).Seconds(), name, cn)
+			}
+		})
+	}
 }
 
 // loadClientAuth loads the client certificate policies (CA and CRL
@@ -487,7 +540,7 @@ func (s *Server) listen(cfg *config.Config) ([]*listener.Listener, net.Listener,
 			}
 			l, err := listener.Open(listener.Options{Config: lc, Server: cfg.Server, Handler: s.forListener(i),
 				Slots: slots, Certificates: s.certs[lc.Name], ClientAuth: s.clientAuth[lc.Name],
-				HTTPSPort: httpsPort, ErrorLog: errorLog})
+				HTTPSPort: httpsPort, ErrorLog: errorLog, Challenges: s.challenges, Logger: s.log})
 			if err != nil {
 				closeAll()
 				return nil, nil, err

@@ -72,3 +72,49 @@ func TestCertificatesSelectBySNI(t *testing.T) {
 		t.Error("got no error for a missing certificate file")
 	}
 }
+
+// fakeSource is an ACME domain's certificate as the manager serves it.
+type fakeSource struct{ cert *tls.Certificate }
+
+func (f *fakeSource) Certificate() *tls.Certificate { return f.cert }
+
+// TestCertificatesACMEBesideFiles: names obtained with ACME are served
+// from their ACME certificate (once there is one), even when a file
+// certificate names them too; other names from the files.
+func TestCertificatesACMEBesideFiles(t *testing.T) {
+	dir := t.TempDir()
+	files := writeCert(t, dir, "files", "files.example.com", "acme.example.com")
+	acmeFile := writeCert(t, dir, "acme", "acme.example.com")
+	acmeCert, err := tls.LoadX509KeyPair(acmeFile.CertFile, acmeFile.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{}
+	certs, err := NewCertificates(&config.TLS{Certificates: []config.CertificateFiles{files}}, []NamedSource{{"acme.example.com", src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := certs.Select("acme.example.com"); got != nil {
+		t.Errorf("ACME name before issuance: got a certificate, want none (the handshake fails)")
+	}
+	src.cert = &acmeCert
+	if got := certs.Select("acme.example.com"); got != &acmeCert {
+		t.Errorf("ACME name: got another certificate than the ACME one")
+	}
+	if got := certs.Select("files.example.com"); got == nil || got == &acmeCert {
+		t.Errorf("file name: got %v, want the file certificate", got)
+	}
+	if got := certs.Select("unknown.example.com"); got == nil || got == &acmeCert {
+		t.Errorf("unknown name: want the file certificate as the default")
+	}
+	// Without files the first ACME domain is the default.
+	only, err := NewCertificates(&config.TLS{}, []NamedSource{{"acme.example.com", src}})
+	if err != nil || only.Select("unknown.example.com") != &acmeCert {
+		t.Errorf("ACME only: default %v, %v; want the ACME certificate", only, err)
+	}
+	var names []string
+	certs.Each(func(n string, _ *tls.Certificate) { names = append(names, n) })
+	if len(names) != 2 || names[0] != "acme.example.com" || names[1] != "files.example.com" {
+		t.Errorf("Each: got %v", names)
+	}
+}

@@ -273,9 +273,11 @@ func (a *ClientAuth) Accepts(cs *tls.ConnectionState) bool {
 // handshake so that it carries the current session ticket keys and ALPN
 // protocols of cfg.
 func (l *Listener) installClientAuth(cfg *tls.Config) {
-	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		a := l.clientAuth.Load()
-		if a == nil {
+		if a == nil || isACMEValidation(hello) {
+			// An ACME server validating TLS-ALPN-01 has no client
+			// certificate; its handshake serves no request.
 			return nil, nil
 		}
 		c := cfg.Clone()

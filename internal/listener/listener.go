@@ -22,8 +22,10 @@ package listener
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -58,7 +60,32 @@ type Options struct {
 	HTTPSPort int
 	// ErrorLog receives the server's own errors (nil: the log package's).
 	ErrorLog *log.Logger
+	// Challenges answers ACME challenges: HTTP-01 on a plain listener,
+	// TLS-ALPN-01 on a TLS listener (nil: none are answered).
+	Challenges Challenger
+	// Logger receives what the listener's background work reports, such
+	// as OCSP staple failures (nil: discarded).
+	Logger *slog.Logger
 }
+
+// Challenger answers the ACME challenges of the gateway's certificates.
+type Challenger interface {
+	// ServeHTTP01 answers an HTTP-01 challenge request and reports
+	// whether it did (false: not a challenge it knows).
+	ServeHTTP01(w http.ResponseWriter, r *http.Request) bool
+	// TLSALPN01 returns the TLS-ALPN-01 challenge certificate for name.
+	TLSALPN01(name string) (*tls.Certificate, error)
+}
+
+// acmeTLSProto is the ALPN protocol of ACME TLS-ALPN-01 validation (RFC
+// 8737); challengePath starts the HTTP-01 challenge paths (RFC 8555).
+const (
+	acmeTLSProto  = "acme-tls/1"
+	challengePath = "/.well-known/acme-challenge/"
+)
+
+// ocspTimeout bounds a fetch of an OCSP response.
+const ocspTimeout = 15 * time.Second
 
 // Listener is one open public listener.
 type Listener struct {
@@ -70,6 +97,11 @@ type Listener struct {
 	tickets *ticketKeys            // nil for plain listeners
 	next    http.Handler
 	port    string // the HTTPS port a redirect names ("" for 443)
+	// challenges answers ACME challenges (nil: none).
+	challenges Challenger
+	log        *slog.Logger
+	// restaple wakes the staple loop when the certificates change.
+	restaple chan struct{}
 
 	// clientAuth is the client certificate policy; nil when the listener
 	// asks for no certificates.
@@ -79,7 +111,11 @@ type Listener struct {
 // Open loads the listener's certificates (if it serves TLS) and binds its
 // address; Serve then serves it.
 func Open(o Options) (*Listener, error) {
-	l := &Listener{cfg: o.Config, next: o.Handler}
+	l := &Listener{cfg: o.Config, next: o.Handler, challenges: o.Challenges, log: o.Logger,
+		restaple: make(chan struct{}, 1)}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
 	if t := o.Config.TLS; t != nil {
 		certs := o.Certificates
 		if certs == nil {
@@ -161,27 +197,53 @@ func (l *Listener) tlsConfig(t *config.TLS) *tls.Config {
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return l.certs.Load().Select(hello.ServerName), nil
-		},
+		// h2 and HTTP/1.1 for clients; acme-tls/1 only for ACME
+		// validation, which only an ACME server offers, alone.
+		NextProtos:     []string{"h2", "http/1.1", acmeTLSProto},
+		GetCertificate: l.getCertificate,
 	}
 	l.tickets.install(cfg)
 	l.installClientAuth(cfg)
 	return cfg
 }
 
+// isACMEValidation reports whether hello is an ACME server's TLS-ALPN-01
+// validation: it offers acme-tls/1 alone (RFC 8737 §3).
+func isACMEValidation(hello *tls.ClientHelloInfo) bool {
+	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeTLSProto
+}
+
+// getCertificate is the certificate for a handshake: a TLS-ALPN-01
+// challenge certificate when an ACME server validates, else the one the
+// name selects.
+func (l *Listener) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if isACMEValidation(hello) {
+		if l.challenges == nil {
+			return nil, errors.New("no acme challenge is pending")
+		}
+		return l.challenges.TLSALPN01(hello.ServerName)
+	}
+	if cert := l.certs.Load().Select(hello.ServerName); cert != nil {
+		return cert, nil
+	}
+	return nil, errors.New("no certificate for this name yet")
+}
+
 // ServeHTTP applies the listener's own rules, then the gateway's handler:
 // the HTTPS redirect of a redirect_to_https listener; on TLS, the domain
 // fronting check and the HSTS header.
 func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if l.cfg.RedirectToHTTPS && !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+	if r.TLS == nil && l.challenges != nil && strings.HasPrefix(r.URL.Path, challengePath) && l.challenges.ServeHTTP01(w, r) {
+		return
+	}
+	if l.cfg.RedirectToHTTPS && !strings.HasPrefix(r.URL.Path, challengePath) {
 		l.redirect(w, r)
 		return
 	}
 	if r.TLS != nil && l.certs.Load() != nil {
 		if sni := r.TLS.ServerName; sni != "" {
 			certs := l.certs.Load()
-			if certs.Select(sni) != certs.Select(hostOnly(r.Host)) {
+			if certs.selectSource(sni) != certs.selectSource(hostOnly(r.Host)) {
 				problem.Write(w, r, http.StatusMisdirectedRequest, "",
 					"the request's host is served with another certificate than the name the connection was opened for")
 				return
@@ -255,6 +317,7 @@ func (l *Listener) Serve() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go l.tickets.rotate(ctx)
+	go l.staple(ctx)
 	return l.srv.ServeTLS(l.ln, "", "")
 }
 
@@ -270,7 +333,12 @@ func (l *Listener) Close() error { return l.srv.Close() }
 // open keep theirs.
 func (l *Listener) Update(cfg config.Listener, certs *Certificates) {
 	if certs != nil {
+		certs.adopt(l.certs.Load())
 		l.certs.Store(certs)
+		select {
+		case l.restaple <- struct{}{}:
+		default:
+		}
 	}
 	if cfg.TLS != nil {
 		l.setHSTS(cfg.TLS.HSTS)
@@ -310,4 +378,29 @@ func RestartOnly(old, cfg *config.Config) []error {
 		}
 	}
 	return errs
+}
+
+// Certificates returns the certificates the listener serves (nil for a
+// plain listener).
+func (l *Listener) Certificates() *Certificates { return l.certs.Load() }
+
+// staple keeps the OCSP staples of the listener's certificate files
+// fresh until ctx ends (the ACME manager staples its own certificates).
+func (l *Listener) staple(ctx context.Context) {
+	hc := &http.Client{Timeout: ocspTimeout}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-l.restaple:
+			timer.Stop()
+		}
+		next := l.certs.Load().refreshStaples(ctx, hc, l.log)
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+		}
+	}
 }

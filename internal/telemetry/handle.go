@@ -108,3 +108,19 @@ func (t *Telemetry) CacheRoute(route, store string) CacheRoute {
 		StoreErrors: Counter{t.counters[cacheStoreErrors].WithLabelValues(store)},
 	}
 }
+
+// ACMEOrders counts ACME certificate orders by result. The zero value
+// records nothing.
+type ACMEOrders struct {
+	OK, Failed Counter
+}
+
+// ACMEOrders returns the order counters; both series exist from the
+// call on, at 0.
+func (t *Telemetry) ACMEOrders() ACMEOrders {
+	if t == nil {
+		return ACMEOrders{}
+	}
+	v := t.counters[acmeOrders]
+	return ACMEOrders{OK: Counter{v.WithLabelValues("ok")}, Failed: Counter{v.WithLabelValues("failed")}}
+}

@@ -260,6 +260,31 @@ var (
 	}
 )
 
+// TLS certificates (handle: Telemetry.ACMEOrders; sampled:
+// TLSCertificateExpiry).
+var (
+	// TLSCertificateExpiry is the time left until a served certificate
+	// expires (its NotAfter), read at scrape time; negative once expired.
+	// Labels: listener (TLS listeners), name (the certificate's first DNS
+	// name, or the ACME domain): one series per certificate of each TLS
+	// listener.
+	TLSCertificateExpiry = &Family{
+		name:   "portico_tls_certificate_expiry_seconds",
+		help:   "Seconds until the certificate's NotAfter, by listener and certificate name (file and ACME certificates).",
+		kind:   sampledGauge,
+		labels: []string{"listener", "name"},
+	}
+	// acmeOrders counts ACME certificate orders (first issuance and
+	// renewals). Labels: result ("ok" or "failed"): two series, once an
+	// ACME manager exists.
+	acmeOrders = &Family{
+		name:   "portico_acme_orders_total",
+		help:   "ACME certificate orders (issuance and renewal), by result.",
+		kind:   counter,
+		labels: []string{"result"},
+	}
+)
+
 // families is every family above; New registers each exactly once.
 var families = []*Family{
 	requestsTotal, requestDuration, upstreamDuration, requestsInFlight, configReloads, configLastSuccess,
@@ -267,4 +292,5 @@ var families = []*Family{
 	cacheRequests, cacheCoalesced, cacheStoreErrors, CacheStoredBytes, CacheEvictions,
 	UpstreamTargetAvailable, UpstreamTargetActiveHealthy, UpstreamTargetEjected, UpstreamTargetInFlight,
 	UpstreamBreakerState, UpstreamBreakerTransitions, UpstreamRetries, UpstreamFailedAttempts, UpstreamEjections,
+	TLSCertificateExpiry, acmeOrders,
 }

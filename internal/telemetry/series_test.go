@@ -20,6 +20,7 @@ func touchAll(tel *Telemetry) {
 	tel.RateLimitDecisions("r", "1m").Record(true)
 	tel.RateLimitStore().Observe(time.Millisecond, errors.New("down"))
 	tel.CacheRoute("r", "memory").Hit.Inc()
+	tel.ACMEOrders().OK.Inc()
 	tel.SetSource("all", func(e *Emitter) {
 		for _, f := range families {
 			if !f.sampled() {

@@ -18,7 +18,8 @@
 //   - RateLimitDecisions: one limit's decisions on one route;
 //     RateLimitStore: the rate limiter's store errors and latency;
 //   - CacheRoute: one cached route's lookups by result, its coalesced
-//     requests and its store's errors.
+//     requests and its store's errors;
+//   - ACMEOrders: ACME certificate orders by result.
 //
 // A handle holds resolved series, so recording is an atomic add with no
 // label lookup and no allocation. Handles with the same labels share one

@@ -163,6 +163,9 @@ func (c *conn) serve() {
 		if !c.handshake(tc) {
 			return
 		}
+		if c.tlsState.NegotiatedProtocol == "acme-tls/1" {
+			return // an ACME TLS-ALPN-01 validation ends with the handshake (RFC 8737)
+		}
 		if c.tlsState.NegotiatedProtocol == http2.NextProtoTLS && s.h2 != nil {
 			c.serveH2(tc)
 			return

@@ -60,7 +60,9 @@ type Server struct {
 	// log package's standard logger.
 	ErrorLog *log.Logger
 	// TLSConfig is the TLS configuration for ServeTLS. HTTP/2 is offered
-	// by ALPN ("h2", then "http/1.1").
+	// by ALPN ("h2", then "http/1.1") unless it sets NextProtos; a
+	// connection that negotiates "acme-tls/1" (ACME TLS-ALPN-01
+	// validation) is closed after its handshake.
 	TLSConfig *tls.Config
 	// H2C serves cleartext HTTP/2 to clients that start a connection with
 	// the HTTP/2 preface (prior knowledge); HTTP/1.1 keeps working.
