@@ -25,6 +25,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/router"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
 	"go.yaml.in/yaml/v3"
 )
@@ -112,6 +113,8 @@ type Options struct {
 	// Params fills Exchange.Params from the named captures of the
 	// request path, as a regex path match does.
 	Params *regexp.Regexp
+	// Telemetry receives the plugins' metrics (nil: none are recorded).
+	Telemetry *telemetry.Telemetry
 }
 
 // Gateway is a running test gateway.
@@ -172,7 +175,7 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 	chain := reg.Assemble(pipeline.Levels{Route: plugins})
 	g.Identity = reg.IdentityHeaders(chain)
 	h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: opts.Route, Service: opts.Service,
-		Consumers: cons, Shared: opts.Shared}, proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
+		Consumers: cons, Shared: opts.Shared, Telemetry: opts.Telemetry}, proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
 	if err != nil {
 		return nil, err
 	}
