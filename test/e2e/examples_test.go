@@ -39,6 +39,10 @@ func TestExamplesValidate(t *testing.T) {
 		"BENCH_TMP="+t.TempDir(),
 		"CONFORMANCE_LISTEN=127.0.0.1:0",
 		"CONFORMANCE_UPSTREAM=http://127.0.0.1:3005",
+		"CONFORMANCE_UPSTREAM_URL=http://127.0.0.1:3006",
+		// validate reads no certificate file: the paths need not exist.
+		"CONFORMANCE_CERT_FILE=/nonexistent/cert.pem",
+		"CONFORMANCE_KEY_FILE=/nonexistent/key.pem",
 	)
 	for _, f := range files {
 		t.Run(filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f), func(t *testing.T) {
