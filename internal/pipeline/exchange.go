@@ -3,10 +3,11 @@ package pipeline
 import (
 	"context"
 	"errors"
-
-	"github.com/portico-gateway/portico/internal/consumer"
+	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/portico-gateway/portico/internal/consumer"
 )
 
 // Exchange holds the per-request values that travel down the chain: one
@@ -78,14 +79,32 @@ type AuthState struct {
 	// Tried counts the authentication plugins that ran; Passed those that
 	// authenticated the request.
 	Tried, Passed int
+	// Unchecked counts the plugins that could not check the request and
+	// are set to let it through anyway (forward_auth with on_error:
+	// fail_open while its authorization service is down). For the gate's
+	// mode they count as passing, but they name nobody: a request that
+	// only they admit is not authenticated, and gets the route's anonymous
+	// consumer if it has one, or else no identity at all.
+	Unchecked int
 	// Failure is what to answer if the request is not admitted.
 	Failure *AuthFailure
+	// Headers are request headers that passing plugins learned about the
+	// caller (forward_auth's response_headers). The gate sets them toward
+	// the upstream when it admits the request as authenticated, never when
+	// it admits it as the anonymous consumer or on Unchecked verdicts
+	// alone. Read-only: the value slices may be shared with a cache, so
+	// they are never changed in place.
+	Headers http.Header
 }
 
 // AuthFailure is an authentication plugin's reason to refuse a request.
 type AuthFailure struct {
 	// Status is 401 (no or bad credential), 403 (insufficient scope) or 503
-	// (the credential could not be checked: identity provider down).
+	// (the credential could not be checked: identity provider down); an
+	// authorization service consulted by forward_auth may also answer
+	// with another 3xx or 4xx (then in Response), and forward_auth refuses
+	// with 413 a body too large to forward and with 502 an answer it cannot
+	// pass on.
 	Status int
 	// Challenge is the WWW-Authenticate value for a 401 (or a 403 with
 	// insufficient_scope).
@@ -97,6 +116,21 @@ type AuthFailure struct {
 	// Presented reports whether the caller sent a credential of this kind;
 	// a failure with a credential is reported before a missing one.
 	Presented bool
+	// Response, when set, is the complete answer the gate sends instead of
+	// problem JSON: forward_auth passes on its authorization service's own
+	// refusal (a redirect to a login page, a 401 with the service's
+	// challenge and body). Challenge and RetryAfter are then not used.
+	// Read-only: it may be shared with a cache.
+	Response *Response
+}
+
+// Response is an answer rendered ahead of time, written as it is: the
+// status, the headers (Content-Length is set from Body) and the body
+// (not for HEAD requests).
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
 // AuthPassed records a successful authentication by one plugin. The first
@@ -107,6 +141,35 @@ func (ex *Exchange) AuthPassed(c *consumer.Consumer, credential string) {
 	if ex.Consumer == nil {
 		ex.Consumer, ex.Credential = c, credential
 	}
+}
+
+// AuthPassedWith is AuthPassed for a plugin that also learned request
+// headers about the caller, for the gate to set toward the upstream (see
+// AuthState.Headers). h is kept, not copied; when an earlier plugin
+// recorded headers too, its values win for the names both set.
+func (ex *Exchange) AuthPassedWith(c *consumer.Consumer, credential string, h http.Header) {
+	ex.AuthPassed(c, credential)
+	if len(h) == 0 {
+		return
+	}
+	if ex.Auth.Headers == nil {
+		ex.Auth.Headers = h
+		return
+	}
+	merged := ex.Auth.Headers.Clone()
+	for k, vs := range h {
+		if _, ok := merged[k]; !ok {
+			merged[k] = vs
+		}
+	}
+	ex.Auth.Headers = merged
+}
+
+// AuthUnchecked records a plugin that could not check the request and lets
+// it through unauthenticated (see AuthState.Unchecked).
+func (ex *Exchange) AuthUnchecked() {
+	ex.Auth.Tried++
+	ex.Auth.Unchecked++
 }
 
 // AuthFailed records one plugin's failure. A failure with a presented

@@ -14,6 +14,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/compression"
 	"github.com/portico-gateway/portico/internal/plugins/cors"
 	"github.com/portico-gateway/portico/internal/plugins/deprecation"
+	"github.com/portico-gateway/portico/internal/plugins/forwardauth"
 	"github.com/portico-gateway/portico/internal/plugins/introspection"
 	"github.com/portico-gateway/portico/internal/plugins/iprestriction"
 	"github.com/portico-gateway/portico/internal/plugins/jwt"
@@ -38,6 +39,7 @@ func All() []pipeline.Registration {
 		basicauth.Registration(),
 		introspection.Registration(),
 		mtlsauth.Registration(),
+		forwardauth.Registration(),
 		authgate.Registration(),
 		acl.Registration(),
 		ratelimit.IPRegistration(),

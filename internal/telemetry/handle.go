@@ -124,3 +124,41 @@ func (t *Telemetry) ACMEOrders() ACMEOrders {
 	v := t.counters[acmeOrders]
 	return ACMEOrders{OK: Counter{v.WithLabelValues("ok")}, Failed: Counter{v.WithLabelValues("failed")}}
 }
+
+// Histogram is one histogram series, resolved at compile time. The zero
+// Histogram records nothing.
+type Histogram struct{ o prometheus.Observer }
+
+// Observe records one duration.
+func (h Histogram) Observe(d time.Duration) {
+	if h.o != nil {
+		h.o.Observe(d.Seconds())
+	}
+}
+
+// ForwardAuthRoute counts one route's forward_auth decisions by result and
+// times its calls to the authorization service. The zero value records
+// nothing.
+type ForwardAuthRoute struct {
+	Admitted, Refused, Error      Counter
+	CachedAdmitted, CachedRefused Counter
+	// Duration times each call to the authorization service.
+	Duration Histogram
+}
+
+// ForwardAuthRoute returns the handles of route. Every series exists from
+// the call on, at 0. Call it at compile time.
+func (t *Telemetry) ForwardAuthRoute(route string) ForwardAuthRoute {
+	if t == nil {
+		return ForwardAuthRoute{}
+	}
+	v := t.counters[forwardAuthDecisions]
+	return ForwardAuthRoute{
+		Admitted:       Counter{v.WithLabelValues(route, "admitted")},
+		Refused:        Counter{v.WithLabelValues(route, "refused")},
+		Error:          Counter{v.WithLabelValues(route, "error")},
+		CachedAdmitted: Counter{v.WithLabelValues(route, "cached_admitted")},
+		CachedRefused:  Counter{v.WithLabelValues(route, "cached_refused")},
+		Duration:       Histogram{t.histograms[forwardAuthDuration].WithLabelValues(route)},
+	}
+}

@@ -181,6 +181,30 @@ var (
 	}
 )
 
+// Forward auth (handles: Telemetry.ForwardAuthRoute).
+var (
+	// forwardAuthDecisions counts forward_auth decisions. Labels: route
+	// (routes with forward_auth), result ("admitted", "refused", "error",
+	// "cached_admitted", "cached_refused"): five series per such route
+	// from compile time on.
+	forwardAuthDecisions = &Family{
+		name:   "portico_forward_auth_decisions_total",
+		help:   "Forward auth decisions by route and result (admitted, refused, error, cached_admitted, cached_refused).",
+		kind:   counter,
+		labels: []string{"route", "result"},
+	}
+	// forwardAuthDuration is the time of one call to the authorization
+	// service, answered or failed (decisions from the cache make no call).
+	// Labels: route (as forwardAuthDecisions); 15 buckets.
+	forwardAuthDuration = &Family{
+		name:    "portico_forward_auth_duration_seconds",
+		help:    "Time of one call to a forward_auth authorization service.",
+		kind:    histogram,
+		labels:  []string{"route"},
+		buckets: durationBuckets,
+	}
+)
+
 // Upstreams (sampled: the upstream registry reports the live services at
 // scrape time, so the request path pays nothing for them). Labels:
 // service (the current config's services), target (each service's target
@@ -290,6 +314,7 @@ var families = []*Family{
 	requestsTotal, requestDuration, upstreamDuration, requestsInFlight, configReloads, configLastSuccess,
 	rateLimitDecisions, rateLimitStoreErrors, rateLimitStoreDuration,
 	cacheRequests, cacheCoalesced, cacheStoreErrors, CacheStoredBytes, CacheEvictions,
+	forwardAuthDecisions, forwardAuthDuration,
 	UpstreamTargetAvailable, UpstreamTargetActiveHealthy, UpstreamTargetEjected, UpstreamTargetInFlight,
 	UpstreamBreakerState, UpstreamBreakerTransitions, UpstreamRetries, UpstreamFailedAttempts, UpstreamEjections,
 	TLSCertificateExpiry, acmeOrders,

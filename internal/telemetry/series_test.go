@@ -21,6 +21,9 @@ func touchAll(tel *Telemetry) {
 	tel.RateLimitStore().Observe(time.Millisecond, errors.New("down"))
 	tel.CacheRoute("r", "memory").Hit.Inc()
 	tel.ACMEOrders().OK.Inc()
+	fa := tel.ForwardAuthRoute("r")
+	fa.Admitted.Inc()
+	fa.Duration.Observe(time.Millisecond)
 	tel.SetSource("all", func(e *Emitter) {
 		for _, f := range families {
 			if !f.sampled() {
@@ -105,6 +108,9 @@ func TestNilTelemetryRecordsNothing(t *testing.T) {
 	c := tel.CacheRoute("r", "memory")
 	c.Hit.Inc()
 	c.StoreErrors.Inc()
+	fa := tel.ForwardAuthRoute("r")
+	fa.Refused.Inc()
+	fa.Duration.Observe(time.Millisecond)
 	tel.SetSource("x", func(*Emitter) {})
 	rec := httptest.NewRecorder()
 	tel.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -120,7 +126,7 @@ func TestSeriesAppearAsBefore(t *testing.T) {
 	t.Parallel()
 	tel := New()
 	page := scrape(t, tel)
-	for _, name := range []string{"portico_ratelimit_", "portico_cache_", "portico_upstream_target"} {
+	for _, name := range []string{"portico_ratelimit_", "portico_cache_", "portico_upstream_target", "portico_forward_auth_"} {
 		if strings.Contains(page, name) {
 			t.Errorf("got %s series before any handle or source, want none", name)
 		}
@@ -129,6 +135,7 @@ func TestSeriesAppearAsBefore(t *testing.T) {
 	d := tel.RateLimitDecisions("r", "1m")
 	store := tel.RateLimitStore()
 	tel.CacheRoute("c", "redis")
+	tel.ForwardAuthRoute("f")
 	page = scrape(t, tel)
 	if strings.Contains(page, "portico_ratelimit_decisions_total") {
 		t.Errorf("got decision series before any decision, want none")
@@ -139,6 +146,9 @@ func TestSeriesAppearAsBefore(t *testing.T) {
 		`portico_cache_requests_total{result="revalidated",route="c"}`,
 		`portico_cache_coalesced_total{route="c"}`,
 		`portico_cache_store_errors_total{store="redis"}`,
+		`portico_forward_auth_decisions_total{result="admitted",route="f"}`,
+		`portico_forward_auth_decisions_total{result="cached_refused",route="f"}`,
+		`portico_forward_auth_duration_seconds_count{route="f"}`,
 	} {
 		if got := sample(t, page, series); got != 0 {
 			t.Errorf("%s: got %v, want 0", series, got)

@@ -20,6 +20,8 @@
 //   - CacheRoute: one cached route's lookups by result, its coalesced
 //     requests and its store's errors;
 //   - ACMEOrders: ACME certificate orders by result.
+//   - ForwardAuthRoute: one route's forward_auth decisions by result and
+//     the latency of its calls to the authorization service.
 //
 // A handle holds resolved series, so recording is an atomic add with no
 // label lookup and no allocation. Handles with the same labels share one
@@ -34,9 +36,10 @@
 // families declared in series.go (exported, so the owner can name them).
 //
 // A series shows up when its handle or source first has something to say:
-// a route's request series and a cached route's five results from compile
-// time on (at 0), a rate-limit decision series with its first decision,
-// the rate-limit store series once a rate limiter is built, sampled series
+// a route's request series, a cached route's five results and a
+// forward_auth route's five results and call latency from compile time on
+// (at 0), a rate-limit decision series with its first decision, the
+// rate-limit store series once a rate limiter is built, sampled series
 // while their source reports them.
 //
 // Since every value Portico reports passes through these handles and

@@ -59,6 +59,12 @@ func clientTLSConfig(c *config.UpstreamTLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// ClientTLS returns the TLS client config that c describes, exactly as a
+// service's https targets use it (c nil: the system roots, TLS 1.2 at
+// least), for plugins that call other HTTPS services themselves
+// (forward_auth). Errors are clientTLSConfig's.
+func ClientTLS(c *config.UpstreamTLS) (*tls.Config, error) { return clientTLSConfig(c) }
+
 // loadCAFile reads a PEM bundle of CA certificates.
 func loadCAFile(path string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(path)

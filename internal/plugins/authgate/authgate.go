@@ -5,13 +5,23 @@
 // of them (mode "all") authenticated it, or else admits it as the route's
 // anonymous consumer when one is configured, or else refuses it with the
 // most relevant failure: a presented but wrong credential is reported
-// before a missing one.
+// before a missing one. A failure is answered with problem JSON, or with
+// the complete response the plugin rendered (forward_auth passes on its
+// authorization service's own answer, a redirect to a login page say).
+//
+// A plugin that could not check the request and is set to fail open
+// records an unchecked verdict: it counts as passing for the mode, but a
+// request admitted on unchecked verdicts alone is not authenticated. It
+// gets the anonymous consumer when the route has one, and otherwise no
+// identity.
 //
 // On admission the gate tells the upstream who the caller is with the
 // identity headers (X-Consumer-ID, X-Consumer-Name, X-Consumer-Groups,
-// X-User-ID, X-Anonymous-Consumer by default). The gateway removes
-// client-sent copies of those headers from every request, so no client can
-// forge them.
+// X-User-ID, X-Anonymous-Consumer by default), after the headers the
+// passing plugins learned about the caller (forward_auth's
+// response_headers; never set for an anonymous or unchecked admission).
+// The gateway removes client-sent copies of all those headers from every
+// request, so no client can forge them.
 //
 // The gateway adds the gate with its defaults to every route that has an
 // authentication plugin; configure it only to change the mode, the
@@ -22,6 +32,8 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
+	"slices"
+	"strconv"
 
 	"github.com/portico-gateway/portico/internal/config"
 	"github.com/portico-gateway/portico/internal/consumer"
@@ -165,16 +177,23 @@ func (g *gate) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		admitted := ex.Auth.Passed > 0
+		// Unchecked verdicts (a plugin that fails open) let the request
+		// through for the mode, but authenticate nobody.
+		passed, unchecked := ex.Auth.Passed, ex.Auth.Unchecked
+		admitted := passed+unchecked > 0
 		if g.all {
-			admitted = ex.Auth.Passed == ex.Auth.Tried
+			admitted = passed+unchecked == ex.Auth.Tried
 		}
-		if !admitted {
-			if g.anonymous == nil {
-				g.refuse(w, r, ex.Auth.Failure)
-				return
-			}
+		switch {
+		case !admitted && g.anonymous == nil:
+			g.refuse(w, r, ex.Auth.Failure)
+			return
+		case !admitted || passed == 0:
+			// Not authenticated: the anonymous consumer, or, when only
+			// unchecked verdicts admitted the request and the route has
+			// no anonymous consumer, no identity at all.
 			ex.Consumer, ex.Credential, ex.Subject, ex.Claims = g.anonymous, "", "", nil
+			ex.Auth.Headers = nil
 		}
 		g.setIdentity(r.Header, ex)
 		next.ServeHTTP(w, r)
@@ -182,6 +201,10 @@ func (g *gate) middleware(next http.Handler) http.Handler {
 }
 
 func (g *gate) setIdentity(h http.Header, ex *pipeline.Exchange) {
+	// The plugins' headers first: the gate's own names, below, win.
+	for k, vs := range ex.Auth.Headers {
+		h[k] = vs
+	}
 	if ex.Subject != "" {
 		h[g.hUser] = []string{ex.Subject}
 	}
@@ -205,6 +228,10 @@ func (g *gate) refuse(w http.ResponseWriter, r *http.Request, f *pipeline.AuthFa
 		problem.Write(w, r, http.StatusUnauthorized, "", "authentication required")
 		return
 	}
+	if f.Response != nil {
+		writeResponse(w, r, f.Response)
+		return
+	}
 	status := f.Status
 	if status == 0 {
 		status = http.StatusUnauthorized
@@ -216,4 +243,20 @@ func (g *gate) refuse(w http.ResponseWriter, r *http.Request, f *pipeline.AuthFa
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
 	problem.Write(w, r, status, "", f.Detail)
+}
+
+// writeResponse writes a refusal an authentication plugin rendered itself
+// (an authorization service's own answer, passed on): its status, its
+// headers (copied: the response may be shared with a cache), a
+// Content-Length for its body, and the body unless the request is HEAD.
+func writeResponse(w http.ResponseWriter, r *http.Request, resp *pipeline.Response) {
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = slices.Clone(vs)
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+	w.WriteHeader(resp.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(resp.Body)
+	}
 }

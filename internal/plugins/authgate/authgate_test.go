@@ -251,3 +251,114 @@ func TestSpecValidate(t *testing.T) {
 		}
 	}
 }
+
+// verdict is an authentication plugin for tests that records what record
+// does to the Exchange.
+func verdict(name string, record func(ex *pipeline.Exchange)) pipeline.Configured {
+	reg := pipeline.Registration{
+		Name:  name,
+		Phase: pipeline.PhaseAuthenticate,
+		Spec:  func() pipeline.Spec { return &authgate.Spec{} },
+		Build: func(pipeline.Spec, *pipeline.BuildEnv) (pipeline.Middleware, error) {
+			return func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					record(pipeline.FromContext(r.Context()))
+					next.ServeHTTP(w, r)
+				})
+			}, nil
+		},
+		IdentityHeaders: func(pipeline.Spec) []string { return []string{"X-Roles"} },
+	}
+	return pipeline.Configured{Reg: &reg, Spec: &authgate.Spec{}}
+}
+
+// TestUncheckedAndPluginHeaders covers the verdicts forward_auth needs: an
+// unchecked verdict (fail open) admits for the mode but authenticates
+// nobody, and headers a passing plugin learned reach the upstream only
+// when the request is admitted as authenticated.
+func TestUncheckedAndPluginHeaders(t *testing.T) {
+	t.Parallel()
+	app := &consumer.Consumer{Name: "app", ID: "app-1"}
+	roles := http.Header{"X-Roles": {"admin"}}
+	passWithRoles := verdict("fwd", func(ex *pipeline.Exchange) { ex.AuthPassedWith(nil, "fwd:1", roles) })
+	unchecked := verdict("fwd", func(ex *pipeline.Exchange) { ex.AuthUnchecked() })
+	passApp := fixed("keyish", app, "", pipeline.AuthFailure{})
+	failKey := fixed("keyish", nil, "", pipeline.AuthFailure{Status: 401, Detail: "no key"})
+	tests := []struct {
+		name      string
+		plugins   []pipeline.Configured
+		want      int
+		wantID    string // X-Consumer-ID upstream
+		wantRoles string // X-Roles upstream
+		wantAnon  bool
+	}{
+		{"pass with headers", []pipeline.Configured{passWithRoles}, 200, "", "admin", false},
+		{"any: pass with headers and a key", []pipeline.Configured{passWithRoles, passApp}, 200, "app-1", "admin", false},
+		{"all: headers dropped when anonymous", []pipeline.Configured{passWithRoles, failKey,
+			authtest.Configure(t, authgate.Registration(), "{mode: all, anonymous: guest}")}, 200, "anon-1", "", true},
+		{"all: refused without anonymous", []pipeline.Configured{passWithRoles, failKey,
+			authtest.Configure(t, authgate.Registration(), "{mode: all}")}, 401, "", "", false},
+		{"unchecked alone: no identity", []pipeline.Configured{unchecked}, 200, "", "", false},
+		{"unchecked alone: anonymous", []pipeline.Configured{unchecked,
+			authtest.Configure(t, authgate.Registration(), "{anonymous: guest}")}, 200, "anon-1", "", true},
+		{"any: unchecked beside a failed key", []pipeline.Configured{unchecked, failKey}, 200, "", "", false},
+		{"any: unchecked beside a good key", []pipeline.Configured{unchecked, passApp}, 200, "app-1", "", false},
+		{"all: unchecked and a good key", []pipeline.Configured{unchecked, passApp,
+			authtest.Configure(t, authgate.Registration(), "{mode: all}")}, 200, "app-1", "", false},
+		{"all: unchecked and a failed key", []pipeline.Configured{unchecked, failKey,
+			authtest.Configure(t, authgate.Registration(), "{mode: all}")}, 401, "", "", false},
+	}
+	for _, tt := range tests {
+		gw := authtest.Start(t, authtest.Options{Consumers: consumers()}, tt.plugins...)
+		res := gw.Do(t, "/", h("X-Roles", "forged", "X-Consumer-ID", "forged"))
+		if res.Status != tt.want {
+			t.Errorf("%s: got %d, want %d (%s)", tt.name, res.Status, tt.want, res.Body)
+			continue
+		}
+		if tt.want != 200 {
+			if res.Upstream != nil {
+				t.Errorf("%s: got a request upstream, want none", tt.name)
+			}
+			continue
+		}
+		up := res.Upstream.Header
+		if got := up.Get("X-Consumer-ID"); got != tt.wantID {
+			t.Errorf("%s: got X-Consumer-ID %q, want %q", tt.name, got, tt.wantID)
+		}
+		if got := up.Values("X-Roles"); strings.Join(got, ",") != tt.wantRoles {
+			t.Errorf("%s: got X-Roles %q, want %q", tt.name, got, tt.wantRoles)
+		}
+		if got := up.Get("X-Anonymous-Consumer") == "true"; got != tt.wantAnon {
+			t.Errorf("%s: got anonymous %v, want %v", tt.name, got, tt.wantAnon)
+		}
+	}
+}
+
+// TestRenderedRefusal: a failure that carries a response is written as it
+// is (status, headers, body), not as problem JSON; HEAD gets no body.
+func TestRenderedRefusal(t *testing.T) {
+	t.Parallel()
+	resp := &pipeline.Response{Status: http.StatusFound,
+		Header: http.Header{"Location": {"https://login.example/?rd=x"}, "Set-Cookie": {"csrf=1"}, "Content-Type": {"text/html"}},
+		Body:   []byte("<a>login</a>")}
+	gw := authtest.Start(t, authtest.Options{Consumers: consumers()},
+		fixed("fwd", nil, "", pipeline.AuthFailure{Status: http.StatusFound, Response: resp, Detail: "unused"}))
+	gw.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res := gw.Do(t, "/", nil)
+	if res.Status != http.StatusFound || res.Body != "<a>login</a>" {
+		t.Fatalf("got %d %q, want 302 with the rendered body", res.Status, res.Body)
+	}
+	for k, want := range map[string]string{"Location": "https://login.example/?rd=x", "Set-Cookie": "csrf=1",
+		"Content-Type": "text/html", "Content-Length": "12"} {
+		if got := res.Header.Get(k); got != want {
+			t.Errorf("got %s %q, want %q", k, got, want)
+		}
+	}
+	if res.Upstream != nil {
+		t.Errorf("got a request upstream, want none")
+	}
+	head := gw.Send(t, gw.NewRequest(t, http.MethodHead, "/", nil, nil))
+	if head.Status != http.StatusFound || head.Body != "" || head.Header.Get("Location") == "" {
+		t.Errorf("HEAD: got %d %q Location %q, want 302, no body, the Location", head.Status, head.Body, head.Header.Get("Location"))
+	}
+}

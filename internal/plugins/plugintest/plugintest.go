@@ -31,6 +31,7 @@ import (
 	"github.com/portico-gateway/portico/internal/plugins/authgate"
 	"github.com/portico-gateway/portico/internal/proxy"
 	"github.com/portico-gateway/portico/internal/router"
+	"github.com/portico-gateway/portico/internal/telemetry"
 	"github.com/portico-gateway/portico/internal/upstream"
 	"go.yaml.in/yaml/v3"
 )
@@ -124,6 +125,8 @@ type Options struct {
 	// Params fills Exchange.Params from the named captures of the
 	// request path, as a regex path match does.
 	Params *regexp.Regexp
+	// Telemetry receives the plugins' metrics (nil: none are recorded).
+	Telemetry *telemetry.Telemetry
 }
 
 // Gateway is a running test gateway.
@@ -187,7 +190,7 @@ func Build(t testing.TB, opts Options, plugins ...pipeline.Configured) (*Gateway
 	g.Identity = reg.IdentityHeaders(chain)
 	lc := config.Listener{Name: "test", Listen: opts.Listen, TLS: opts.TLS}
 	h, err := pipeline.Chain(chain, pipeline.BuildEnv{Route: opts.Route, Service: opts.Service,
-		Listeners: []config.Listener{lc}, Consumers: cons, Shared: opts.Shared},
+		Listeners: []config.Listener{lc}, Consumers: cons, Shared: opts.Shared, Telemetry: opts.Telemetry},
 		proxy.New(proxy.Options{Service: svc, Tunnels: tunnels}))
 	if err != nil {
 		return nil, err
