@@ -419,7 +419,7 @@ func (v *validator) literalPath(p Path, s string) bool {
 		for i := 0; i < len(s); i++ {
 			c := s[i]
 			if c == '%' {
-				if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				if i+2 >= len(s) || !httpsyntax.IsHex(s[i+1]) || !httpsyntax.IsHex(s[i+2]) {
 					v.errf(p, `path has an invalid percent-encoding; "%%" must be followed by two hex digits`)
 					return false
 				}
@@ -445,7 +445,7 @@ func (v *validator) decodedPath(p Path, s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '%' {
-			c = unhex(s[i+1])<<4 | unhex(s[i+2])
+			c, _ = httpsyntax.HexPair(s[i+1], s[i+2])
 			i += 2
 		}
 		dec = append(dec, c)
@@ -458,7 +458,7 @@ func (v *validator) decodedPath(p Path, s string) bool {
 		case c < 0x20 || c == 0x7f:
 			v.errf(p, "path must not contain an encoded control character: requests with one are refused")
 			return false
-		case c == '%' && i+2 < len(dec) && isHex(dec[i+1]) && isHex(dec[i+2]):
+		case c == '%' && i+2 < len(dec) && httpsyntax.IsHex(dec[i+1]) && httpsyntax.IsHex(dec[i+2]):
 			v.errf(p, `path must not contain "%%25" followed by two hex digits (double percent-encoding): requests with it are refused`)
 			return false
 		}
@@ -470,24 +470,11 @@ func (v *validator) decodedPath(p Path, s string) bool {
 	return true
 }
 
-// unhex returns the value of a hex digit already known to be valid.
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
-}
-
 // isPathChar reports whether c may appear unescaped in a URL path: RFC 3986
 // pchar (unreserved, sub-delims, ":" and "@") or "/".
 func isPathChar(c byte) bool {
 	return isAlpha(c) || isDigit(c) || strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0
 }
-
-func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // host checks a match host: a lower-case DNS name or "*.domain".
 func (v *validator) host(p Path, h string) bool {

@@ -34,3 +34,27 @@ func TestIsFieldValue(t *testing.T) {
 		}
 	}
 }
+
+func TestHex(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		v, ok := Unhex(byte(c))
+		want := -1
+		switch {
+		case '0' <= c && c <= '9':
+			want = c - '0'
+		case 'a' <= c && c <= 'f':
+			want = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			want = c - 'A' + 10
+		}
+		if ok != (want >= 0) || ok && int(v) != want || IsHex(byte(c)) != ok {
+			t.Errorf("Unhex(%q) = %d, %t; want %d", byte(c), v, ok, want)
+		}
+	}
+	if b, ok := HexPair('2', 'f'); b != '/' || !ok {
+		t.Errorf("HexPair('2', 'f') = %q, %t; want '/', true", b, ok)
+	}
+	if _, ok := HexPair('g', '0'); ok {
+		t.Errorf("HexPair('g', '0'): ok, want not")
+	}
+}

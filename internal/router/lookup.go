@@ -3,6 +3,8 @@ package router
 import (
 	"net/http"
 	"strings"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // Lookup finds the rule for r. path is the request path as returned by
@@ -165,12 +167,11 @@ func unescapedEqual(esc, want string) bool {
 			if i+2 >= len(esc) {
 				return false
 			}
-			hi, ok1 := unhex(esc[i+1])
-			lo, ok2 := unhex(esc[i+2])
-			if !ok1 || !ok2 {
+			b, ok := httpsyntax.HexPair(esc[i+1], esc[i+2])
+			if !ok {
 				return false
 			}
-			c = hi<<4 | lo
+			c = b
 			i += 2
 		}
 		if j >= len(want) || want[j] != c {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"unicode/utf8"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // ErrBadPath is returned by NormalizePath for a path that does not start
@@ -99,7 +101,7 @@ func isCanonical(s string) bool {
 			i += n - 1
 			continue
 		case b == '%':
-			if i+4 < len(s) && isHex(s[i+3]) && isHex(s[i+4]) {
+			if i+4 < len(s) && httpsyntax.IsHex(s[i+3]) && httpsyntax.IsHex(s[i+4]) {
 				return false
 			}
 		case refusedEscape(b) || b == '/' || b == '\\' || isUnreserved(b):
@@ -152,12 +154,10 @@ func utf8Escapes(s string, i int) (int, bool) {
 		if j+2 >= len(s) || s[j] != '%' {
 			break
 		}
-		hi, ok1 := unhex(s[j+1])
-		lo, ok2 := unhex(s[j+2])
-		if !ok1 || !ok2 {
+		b, ok := httpsyntax.HexPair(s[j+1], s[j+2])
+		if !ok {
 			return 0, false
 		}
-		b := hi<<4 | lo
 		if n > 0 && (b < 0x80 || utf8.RuneStart(b)) {
 			break
 		}
@@ -214,12 +214,11 @@ func normalizeSlow(s string) (string, error) {
 		if i+2 >= len(s) {
 			return "", ErrBadPath
 		}
-		hi, ok1 := unhex(s[i+1])
-		lo, ok2 := unhex(s[i+2])
-		if !ok1 || !ok2 {
+		b, ok := httpsyntax.HexPair(s[i+1], s[i+2])
+		if !ok {
 			return "", ErrBadPath
 		}
-		switch b := hi<<4 | lo; {
+		switch {
 		case b == '/' || b == '\\':
 			return "", ErrEncodedSeparator
 		case refusedEscape(b):
@@ -228,7 +227,7 @@ func normalizeSlow(s string) (string, error) {
 			// "%25" then two hex digits, sent raw or encoded, is an
 			// escape once decoded: a backend that decodes twice reads
 			// "%252e" as ".".
-			if isHex(charAt(s, i+3)) && isHex(charAt(s, i+3+escLen(s, i+3))) {
+			if httpsyntax.IsHex(charAt(s, i+3)) && httpsyntax.IsHex(charAt(s, i+3+escLen(s, i+3))) {
 				return "", ErrBadPath
 			}
 			out = append(out, "%25"...)
@@ -245,7 +244,7 @@ func normalizeSlow(s string) (string, error) {
 		case isUnreserved(b):
 			out = append(out, b)
 		default:
-			out = append(out, '%', upperHex[hi], upperHex[lo])
+			out = append(out, '%', upperHex[b>>4], upperHex[b&0xf])
 		}
 		i += 2
 	}
@@ -258,7 +257,7 @@ func escLen(s string, i int) int {
 	switch {
 	case i >= len(s):
 		return 0
-	case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+	case s[i] == '%' && i+2 < len(s) && httpsyntax.IsHex(s[i+1]) && httpsyntax.IsHex(s[i+2]):
 		return 3
 	}
 	return 1
@@ -289,25 +288,8 @@ func isUpperHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'A' <= c && c <= 'F'
 }
 
-func isHex(c byte) bool {
-	_, ok := unhex(c)
-	return ok
-}
-
 // unhexDigit returns the value of a hex digit already known to be valid.
 func unhexDigit(c byte) byte {
-	v, _ := unhex(c)
+	v, _ := httpsyntax.Unhex(c)
 	return v
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 func TestNormalizePath(t *testing.T) {
@@ -244,7 +246,7 @@ func checkUnambiguous(t *testing.T, in, out string) {
 	// the first decoding left holds no escape at all ("%2e", "%2f", "%5c",
 	// "%25"...).
 	for i := 0; i+2 < len(decoded); i++ {
-		if decoded[i] == '%' && isHex(decoded[i+1]) && isHex(decoded[i+2]) {
+		if decoded[i] == '%' && httpsyntax.IsHex(decoded[i+1]) && httpsyntax.IsHex(decoded[i+2]) {
 			t.Fatalf("NormalizePath(%q) = %q; decodes to %q, which holds the escape %q", in, out, decoded, decoded[i:i+3])
 		}
 	}
@@ -258,7 +260,7 @@ func decodeOnce(s string) (string, bool) {
 			b.WriteByte(s[i])
 			continue
 		}
-		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+		if i+2 >= len(s) || !httpsyntax.IsHex(s[i+1]) || !httpsyntax.IsHex(s[i+2]) {
 			return "", false
 		}
 		b.WriteByte(unhexDigit(s[i+1])<<4 | unhexDigit(s[i+2]))

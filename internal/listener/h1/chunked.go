@@ -111,7 +111,7 @@ func parseChunkSize(line []byte) (int64, bool) {
 	i := 0
 	var n int64
 	for ; i < len(line); i++ {
-		d, ok := hexDigit(line[i])
+		d, ok := httpsyntax.Unhex(line[i])
 		if !ok {
 			break
 		}
@@ -124,18 +124,6 @@ func parseChunkSize(line []byte) (int64, bool) {
 		return 0, false
 	}
 	return n, validChunkExt(line[i:])
-}
-
-func hexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // validChunkExt checks *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ).

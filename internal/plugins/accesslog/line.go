@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 	"github.com/portico-gateway/portico/internal/pipeline"
 )
 
@@ -266,8 +267,8 @@ func sensitive(raw string) bool {
 		switch {
 		case c == '+':
 			c = ' '
-		case c == '%' && i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2]):
-			c = unhex(raw[i+1])<<4 | unhex(raw[i+2])
+		case c == '%' && i+2 < len(raw) && httpsyntax.IsHex(raw[i+1]) && httpsyntax.IsHex(raw[i+2]):
+			c, _ = httpsyntax.HexPair(raw[i+1], raw[i+2])
 			i += 2
 		}
 		if 'A' <= c && c <= 'Z' {
@@ -319,19 +320,4 @@ func containsWord(name []byte) bool {
 
 func hasPrefix(b []byte, w string) bool {
 	return len(b) >= len(w) && string(b[:len(w)]) == w
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
 }

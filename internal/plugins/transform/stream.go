@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/portico-gateway/portico/internal/httpsyntax"
 )
 
 // This file holds the single-pass filter for response bodies: it walks the
@@ -435,7 +437,7 @@ func (f *streamFilter) str() (plain, ok bool) {
 					return false, false
 				}
 				for _, h := range f.src[i+2 : i+6] {
-					if !isHex(h) {
+					if !httpsyntax.IsHex(h) {
 						return false, false
 					}
 				}
@@ -451,10 +453,6 @@ func (f *streamFilter) str() (plain, ok bool) {
 		}
 	}
 	return false, false
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
