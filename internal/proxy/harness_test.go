@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/eventtest"
 	"github.com/portico-gateway/portico/internal/pipeline"
 	"github.com/portico-gateway/portico/internal/upstream"
 )
@@ -26,7 +27,7 @@ type testGateway struct {
 
 	mu       sync.Mutex
 	exs      []*pipeline.Exchange
-	recorded changes // an Exchange was recorded
+	recorded eventtest.Changes // an Exchange was recorded
 }
 
 // edgeFunc adjusts the Exchange the test edge creates.
@@ -47,7 +48,7 @@ func startGateway(t *testing.T, h http.Handler, edit edgeFunc) *testGateway {
 			g.mu.Lock()
 			g.exs = append(g.exs, ex)
 			g.mu.Unlock()
-			g.recorded.changed()
+			g.recorded.Changed()
 		}()
 		h.ServeHTTP(w, r.WithContext(pipeline.NewContext(r.Context(), ex)))
 	}))
@@ -65,7 +66,7 @@ func startGateway(t *testing.T, h http.Handler, edit edgeFunc) *testGateway {
 func (g *testGateway) exchange(t *testing.T, n int) *pipeline.Exchange {
 	t.Helper()
 	var ex *pipeline.Exchange
-	g.recorded.await(t, "the exchange of request "+strconv.Itoa(n), func() bool {
+	g.recorded.Await(t, waitTimeout, "the exchange of request "+strconv.Itoa(n), func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if len(g.exs) >= n {
@@ -160,52 +161,6 @@ func rawRoundTrip(t *testing.T, addr, raw string) *http.Response {
 // waitTimeout bounds every wait of these tests for an event.
 const waitTimeout = 10 * time.Second
 
-// changes wakes the tests that wait for some state to change: every call
-// of changed closes the channel that next handed out before it.
-type changes struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// next returns a channel that the next call of changed closes.
-func (c *changes) next() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch == nil {
-		c.ch = make(chan struct{})
-	}
-	return c.ch
-}
-
-// changed wakes every waiter; call it after the state changed.
-func (c *changes) changed() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch != nil {
-		close(c.ch)
-		c.ch = nil
-	}
-}
-
-// await returns once cond holds, checking it again after each change,
-// and fails the test after waitTimeout.
-func (c *changes) await(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	timeout := time.NewTimer(waitTimeout)
-	defer timeout.Stop()
-	for {
-		next := c.next() // before the check, so no change goes unseen
-		if cond() {
-			return
-		}
-		select {
-		case <-next:
-		case <-timeout.C:
-			t.Fatalf("%s: not within %s", what, waitTimeout)
-		}
-	}
-}
-
 // checkGoroutines fails the test when the goroutine count does not come
 // back to base. It is the one poll of these tests: a goroutine that
 // exits signals nothing that could be waited on.
@@ -230,7 +185,7 @@ func checkGoroutines(t *testing.T, base int) {
 type connCounter struct {
 	mu           sync.Mutex
 	opened, live int
-	conns        changes // a connection opened or closed
+	conns        eventtest.Changes // a connection opened or closed
 }
 
 func (cc *connCounter) hook(_ net.Conn, s http.ConnState) {
@@ -243,13 +198,13 @@ func (cc *connCounter) hook(_ net.Conn, s http.ConnState) {
 		cc.live--
 	}
 	cc.mu.Unlock()
-	cc.conns.changed()
+	cc.conns.Changed()
 }
 
 // awaitAllClosed waits until the server has closed every connection.
 func (cc *connCounter) awaitAllClosed(t *testing.T) {
 	t.Helper()
-	cc.conns.await(t, "the upstream closing its connections", func() bool {
+	cc.conns.Await(t, waitTimeout, "the upstream closing its connections", func() bool {
 		_, live := cc.counts()
 		return live == 0
 	})

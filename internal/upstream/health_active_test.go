@@ -17,58 +17,13 @@ import (
 	"time"
 
 	"github.com/portico-gateway/portico/internal/config"
+	"github.com/portico-gateway/portico/internal/eventtest"
 )
 
 // healthTarget returns a target for the plain http URL of a test server.
 func healthTarget(rawURL string) *Target {
 	addr := strings.TrimPrefix(rawURL, "http://")
 	return newTarget(rawURL, addr, addr)
-}
-
-// changes wakes the tests that wait for some state to change: every call
-// of changed closes the channel that next handed out before it.
-type changes struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// next returns a channel that the next call of changed closes.
-func (c *changes) next() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch == nil {
-		c.ch = make(chan struct{})
-	}
-	return c.ch
-}
-
-// changed wakes every waiter; call it after the state changed.
-func (c *changes) changed() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch != nil {
-		close(c.ch)
-		c.ch = nil
-	}
-}
-
-// await returns once cond holds, checking it again after each change,
-// and fails the test after waitTimeout.
-func (c *changes) await(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	timeout := time.NewTimer(waitTimeout)
-	defer timeout.Stop()
-	for {
-		next := c.next() // before the check, so no change goes unseen
-		if cond() {
-			return
-		}
-		select {
-		case <-next:
-		case <-timeout.C:
-			t.Fatalf("%s: not within %s", what, waitTimeout)
-		}
-	}
 }
 
 // awaitGoroutines waits until the process runs at most n goroutines. It is
@@ -130,13 +85,13 @@ func (s *syncBuffer) String() string {
 type hangListener struct {
 	ln       net.Listener
 	accepted atomic.Int64
-	conns    changes
+	conns    eventtest.Changes
 }
 
 // awaitAccepted waits until the listener has accepted n connections.
 func (h *hangListener) awaitAccepted(t *testing.T, n int64) {
 	t.Helper()
-	h.conns.await(t, "connections accepted", func() bool { return h.accepted.Load() >= n })
+	h.conns.Await(t, waitTimeout, "connections accepted", func() bool { return h.accepted.Load() >= n })
 }
 
 func newHangListener(t *testing.T) *hangListener {
@@ -159,7 +114,7 @@ func newHangListener(t *testing.T) *hangListener {
 			conns = append(conns, c)
 			mu.Unlock()
 			h.accepted.Add(1)
-			h.conns.changed()
+			h.conns.Changed()
 		}
 	})
 	t.Cleanup(func() {
@@ -525,16 +480,16 @@ func TestActiveStopLeavesNoGoroutine(t *testing.T) {
 	}
 	var stopped atomic.Bool
 	var flips, late atomic.Int64
-	var flipped changes
+	var flipped eventtest.Changes
 	stop := startActive("orders", cfg, targets, time.Second, nil, func(*Target, bool) {
 		flips.Add(1)
 		if stopped.Load() {
 			late.Add(1)
 		}
-		flipped.changed()
+		flipped.Changed()
 	})
 	h.awaitAccepted(t, 1)
-	flipped.await(t, "probes of every target", func() bool { return flips.Load() >= 8 })
+	flipped.Await(t, waitTimeout, "probes of every target", func() bool { return flips.Load() >= 8 })
 	stop()
 	stopped.Store(true)
 	stop() // idempotent
